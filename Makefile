@@ -1,0 +1,43 @@
+# Price-optimisation models on BentoML. `make` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.install.stamp
+BUDGET ?= standard
+
+.PHONY: help install test train train-smoke lint format clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the project with its dev tools
+
+test: $(STAMP) ## run the test suite (unit, data, model, integration)
+	$(BIN)/pytest
+
+train: $(STAMP) ## train all five families (BUDGET=smoke|standard|full) into the BentoML model store
+	$(BIN)/python train.py --budget $(BUDGET)
+
+train-smoke: $(STAMP) ## train on a small synthetic data set in about a minute
+	$(BIN)/python train.py --budget smoke
+
+lint: $(STAMP) ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean: ## remove generated data, reports and caches (not the model store)
+	rm -rf data reports .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

@@ -1,0 +1,224 @@
+"""Shared fixtures.
+
+The whole session runs against one temporary BentoML home (set before anything imports bentoml), so
+no test touches the developer's ~/bentoml. Local stand-ins replace external services: a moto server for
+AWS (never a real account). ``smoke_run`` runs the real ``train.py --budget smoke`` once per session and
+is shared by the model-behaviour and end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+_BENTOML_HOME = Path(tempfile.mkdtemp(prefix="pricing-test-bentoml-"))
+os.environ["BENTOML_HOME"] = str(_BENTOML_HOME)
+os.environ["BENTOML_DO_NOT_TRACK"] = "1"
+
+MOTO_START_DEADLINE_S = 20.0
+SMOKE_TRAIN_TIMEOUT_S = 600
+_MARKERS = ("unit", "data", "model", "integration")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with the name of its folder (unit, data, model, integration)."""
+    for item in items:
+        folder = Path(item.fspath).relative_to(ROOT / "tests").parts[0]
+        if folder in _MARKERS:
+            item.add_marker(folder)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove the session's temporary BentoML home."""
+    shutil.rmtree(_BENTOML_HOME, ignore_errors=True)
+
+
+def _free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _answers_http(url: str) -> bool:
+    """Return True if anything at `url` answers HTTP, whatever the status."""
+    try:
+        urllib.request.urlopen(url, timeout=1).close()
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Terminate the process group led by `proc` and reap it, killing it if it does not exit."""
+    for sig, timeout in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=timeout)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start a moto server (all AWS services on one port) on 127.0.0.1; yield its endpoint URL."""
+    executable = Path(sys.executable).parent / "moto_server"
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    # A file, not a pipe: moto logs every request to stderr and a full pipe would stall the server.
+    log_path = tmp_path_factory.mktemp("moto") / "moto_server.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [str(executable), "-H", "127.0.0.1", "-p", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        started = time.monotonic()
+        while not _answers_http(endpoint):
+            if proc.poll() is not None or time.monotonic() - started > MOTO_START_DEADLINE_S:
+                state = f"exited with {proc.returncode}" if proc.poll() is not None else "not answering"
+                pytest.fail(
+                    f"moto_server on {endpoint} {state} after {time.monotonic() - started:.1f} s; "
+                    f"its output:\n{log_path.read_text(errors='replace')}"
+                )
+            time.sleep(0.05)
+        yield endpoint
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture
+def aws_env(moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """Point every boto3 client at the moto server with dummy credentials; return the endpoint URL."""
+    for name in (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in fake_aws_env(moto_server, tmp_path).items():
+        monkeypatch.setenv(name, value)
+    return moto_server
+
+
+def fake_aws_env(endpoint: str, scratch: Path) -> dict[str, str]:
+    """Environment variables that point boto3 at a local endpoint with dummy credentials and no ~/.aws."""
+    return {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(scratch / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(scratch / "no-aws-credentials"),
+        "AWS_ENDPOINT_URL": endpoint,
+        "PRICING_S3_ENDPOINT_URL": endpoint,
+    }
+
+
+@dataclass(frozen=True)
+class SmokeRun:
+    """Outputs of one real ``train.py --budget smoke`` run."""
+
+    returncode: int
+    output: str
+    seconds: float
+    data_dir: Path
+    reports_dir: Path
+    bucket: str
+    endpoint: str
+
+    @property
+    def record(self) -> dict:
+        """The run record train.py wrote to metrics.json."""
+        return json.loads((self.reports_dir / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def smoke_run(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
+    """Train every family on a small synthetic data set into the session's model store, uploading to moto S3."""
+    import boto3
+
+    work = tmp_path_factory.mktemp("smoke")
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN")}
+    env.update(fake_aws_env(moto_server, work))
+    bucket = "pricing-smoke-artifacts"
+    boto3.client(
+        "s3",
+        endpoint_url=moto_server,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).create_bucket(Bucket=bucket)
+    command = [
+        sys.executable, "train.py", "--budget", "smoke", "--data-dir", str(work / "data"),
+        "--reports-dir", str(work / "reports"), "--s3-bucket", bucket, "--s3-prefix", "smoke",
+    ]  # fmt: skip
+    started = time.monotonic()
+    proc = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SMOKE_TRAIN_TIMEOUT_S, check=False
+    )
+    run = SmokeRun(
+        returncode=proc.returncode,
+        output=proc.stdout + proc.stderr,
+        seconds=time.monotonic() - started,
+        data_dir=work / "data",
+        reports_dir=work / "reports",
+        bucket=bucket,
+        endpoint=moto_server,
+    )
+    assert run.returncode == 0, f"train.py --budget smoke failed:\n{run.output[-5000:]}"
+    return run
+
+
+@dataclass(frozen=True)
+class TinyAssets:
+    """A small synthetic data set carried through cleaning, history features, split and a fitted pipeline."""
+
+    raw: object  # pricing.synthetic.SyntheticData
+    enriched: object  # pd.DataFrame
+    split: object  # pricing.features.Split
+    pipeline: object  # pricing.features.FeaturePipeline
+    context: object  # pricing.sweep.ContextStore
+
+
+@pytest.fixture(scope="session")
+def tiny() -> TinyAssets:
+    """Real pipeline objects built from 8,000 synthetic lines over 40 products (well under a second)."""
+    from pricing.data import clean_transactions
+    from pricing.features import FeaturePipeline, add_history_features, split_by_time
+    from pricing.sweep import ContextStore
+    from pricing.synthetic import generate_transactions
+
+    raw = generate_transactions(8_000, 40, seed=7)
+    clean, _ = clean_transactions(raw.transactions)
+    enriched = add_history_features(clean)
+    split = split_by_time(enriched)
+    pipeline = FeaturePipeline().fit(split.train)
+    return TinyAssets(raw, enriched, split, pipeline, ContextStore.build(enriched, pipeline))
