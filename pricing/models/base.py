@@ -1,0 +1,96 @@
+"""The estimator interface every model family implements.
+
+It follows scikit-learn's contract: ``__init__`` stores keyword hyperparameters unchanged, ``fit``
+returns ``self``, learned state ends in ``_``, randomness comes in through ``random_state`` and
+predicting before fitting raises ``NotFittedError``. On top of that each family can ``save`` itself
+into a directory (``params.json`` plus its own files) and ``load`` back from one, which is how the
+registry stores it in the BentoML model store. Predictions are log quantities (see
+``pricing.features.to_target``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+from sklearn.exceptions import NotFittedError
+
+PARAMS_FILE = "params.json"
+
+
+class PriceModel(ABC):
+    """A regressor from the model matrix to log quantity."""
+
+    family: ClassVar[str]
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's hyperparameters, as given."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    def fit(
+        self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None = None, y_val: np.ndarray | None = None
+    ) -> Self:
+        """Fit on (X, y); families that stop early or prune use (X_val, y_val) when given. Returns self."""
+        X, y = _as_matrix(X), np.asarray(y, dtype=np.float64).ravel()
+        if len(X) != len(y):
+            raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
+        if (X_val is None) != (y_val is None):
+            raise ValueError("give both X_val and y_val, or neither")
+        if X_val is not None:
+            X_val, y_val = _as_matrix(X_val), np.asarray(y_val, dtype=np.float64).ravel()
+        self._fit(X, y, X_val, y_val)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predicted log quantity for each row of X, as a float64 vector."""
+        if not hasattr(self, "n_features_in_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit() first")
+        X = _as_matrix(X)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, the model was fitted with {self.n_features_in_}")
+        return np.asarray(self._predict(X), dtype=np.float64).ravel()
+
+    def save(self, directory: Path) -> None:
+        """Write the fitted model into ``directory`` (created if missing)."""
+        if not hasattr(self, "n_features_in_"):
+            raise NotFittedError(f"cannot save an unfitted {type(self).__name__}")
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {"family": self.family, "params": self.get_params(), "n_features_in": self.n_features_in_}
+        (directory / PARAMS_FILE).write_text(json.dumps(state, indent=2))
+        self._save_state(directory)
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        """Read a model that ``save`` wrote."""
+        state = json.loads((directory / PARAMS_FILE).read_text())
+        if state["family"] != cls.family:
+            raise ValueError(f"{directory} holds a {state['family']} model, not {cls.family}")
+        model = cls(**state["params"])
+        model._load_state(directory)
+        model.n_features_in_ = state["n_features_in"]
+        return model
+
+    @abstractmethod
+    def _fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None, y_val: np.ndarray | None) -> None: ...
+
+    @abstractmethod
+    def _predict(self, X: np.ndarray) -> np.ndarray: ...
+
+    @abstractmethod
+    def _save_state(self, directory: Path) -> None: ...
+
+    @abstractmethod
+    def _load_state(self, directory: Path) -> None: ...
+
+
+def _as_matrix(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D array, got shape {X.shape}")
+    return X

@@ -1,0 +1,139 @@
+"""One contract, every model family: the scikit-learn-style estimator interface plus the model store round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bentoml
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+
+from pricing.config import FAMILIES
+from pricing.models import model_class
+
+# Small settings so the whole contract runs in seconds per family.
+FAST = {
+    "torch": {
+        "hidden_layers": [16],
+        "max_epochs": 40,
+        "batch_size": 32,
+        "learning_rate": 1e-2,
+        "n_calendar_features": 1,
+        "n_price_features": 1,
+    },
+    "xgboost": {"n_estimators": 40},
+    "lightgbm": {"n_estimators": 40, "min_child_samples": 5},
+    "svr": {"max_train_rows": 300},
+    "elasticnet": {},
+}
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 5)).astype(np.float32)
+    # Laid out like the real matrix: a calendar column first, the price column last.
+    y = 1.5 + 0.3 * X[:, 0] + X[:, 1] - 0.5 * X[:, 2] - 0.8 * X[:, 4] + rng.normal(0, 0.1, 600)
+    return X[:450], y[:450], X[450:], y[450:]
+
+
+def make(family: str, seed: int = 0):
+    return model_class(family)(**FAST[family], random_state=seed)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_fit_returns_self_and_predicts_a_float_vector(family: str, data) -> None:
+    X, y, X_val, y_val = data
+    model = make(family)
+    assert model.fit(X, y, X_val, y_val) is model
+    pred = model.predict(X_val)
+    assert pred.shape == (len(X_val),)
+    assert pred.dtype == np.float64
+    assert np.isfinite(pred).all()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_learns_the_signal(family: str, data) -> None:
+    X, y, X_val, y_val = data
+    pred = make(family).fit(X, y, X_val, y_val).predict(X_val)
+    r2 = 1 - np.mean((pred - y_val) ** 2) / np.var(y_val)
+    assert r2 > 0.6, f"{family} R^2 {r2:.2f} on an easy linear problem"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_unfitted_model_refuses_to_predict_or_save(family: str, data, tmp_path: Path) -> None:
+    model = make(family)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        model.predict(data[0])
+    with pytest.raises(NotFittedError):
+        model.save(tmp_path / "m")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_constructor_stores_hyperparameters_unchanged(family: str) -> None:
+    model = make(family, seed=123)
+    params = model.get_params()
+    assert params["random_state"] == 123
+    for name, value in FAST[family].items():
+        assert params[name] == value
+    assert not [k for k in vars(model) if k.endswith("_")], "learned state before fit"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_same_seed_same_predictions(family: str, data) -> None:
+    X, y, X_val, y_val = data
+    first = make(family, seed=5).fit(X, y, X_val, y_val).predict(X_val)
+    second = make(family, seed=5).fit(X, y, X_val, y_val).predict(X_val)
+    np.testing.assert_array_equal(first, second)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_round_trip_through_the_model_store(family: str, data) -> None:
+    X, y, X_val, y_val = data
+    model = make(family).fit(X, y, X_val, y_val)
+    with bentoml.models.create(f"contract_{family}", labels={"family": family}) as stored:
+        model.save(Path(stored.path) / "estimator")
+    loaded = model_class(family).load(Path(bentoml.models.get(stored.tag).path) / "estimator")
+    np.testing.assert_allclose(loaded.predict(X_val), model.predict(X_val), rtol=1e-6, atol=1e-6)
+    assert loaded.get_params() == model.get_params()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_rejects_a_matrix_of_the_wrong_width(family: str, data) -> None:
+    X, y, X_val, y_val = data
+    model = make(family).fit(X, y, X_val, y_val)
+    with pytest.raises(ValueError, match="features"):
+        model.predict(X_val[:, :4])
+
+
+def test_load_refuses_another_familys_directory(data, tmp_path: Path) -> None:
+    X, y, _, _ = data
+    make("elasticnet").fit(X, y).save(tmp_path / "m")
+    with pytest.raises(ValueError, match="elasticnet model, not svr"):
+        model_class("svr").load(tmp_path / "m")
+
+
+def test_svr_matrix_prediction_matches_libsvm(data) -> None:
+    X, y, X_val, _ = data
+    model = make("svr").fit(X, y)
+    np.testing.assert_allclose(model.predict(X_val), model.pipeline_.predict(X_val), atol=1e-6)
+
+
+def test_unknown_family_is_named() -> None:
+    with pytest.raises(ValueError, match="unknown model family 'catboost'"):
+        model_class("catboost")
+
+
+def test_torch_demand_falls_with_price_by_construction(data) -> None:
+    X, y, X_val, y_val = data
+    model = make("torch").fit(X, y, X_val, y_val)
+    low, high = X_val.copy(), X_val.copy()
+    low[:, -1], high[:, -1] = 0.8, 1.2
+    assert (model.predict(high) <= model.predict(low)).all()
+
+
+def test_torch_rejects_a_layout_without_context_columns(data) -> None:
+    X, y, _, _ = data
+    with pytest.raises(ValueError, match="no context"):
+        model_class("torch")(n_calendar_features=3, n_price_features=2).fit(X, y)
