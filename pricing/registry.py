@@ -1,0 +1,119 @@
+"""The BentoML model store as the contract between training and serving.
+
+Every family is stored as its own model, ``pricing_<family>``, through ``bentoml.models.create``. A
+stored model is self-contained: its directory holds the estimator (``estimator/``), the fitted
+``FeaturePipeline`` it was trained with (``pipeline.joblib``) and the context rows and catalogue the
+price sweep needs (``context.parquet``, ``catalogue.parquet``), so any one of them can serve alone and
+a retrain never mixes versions. Metadata carries metrics, hyperparameters, the feature list, a hash of
+the training data, row counts and library versions; labels carry the family and the role.
+
+The serving order is the ranking by validation score. Each model of a run records the ``run_id`` and
+its ``rank`` (0 = primary); ``serving_order`` returns the latest run's models in that order.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import bentoml
+import joblib
+
+from pricing.features import FeaturePipeline
+from pricing.models import PriceModel, model_class
+from pricing.sweep import ContextStore, Sweeper
+
+MODEL_PREFIX = "pricing_"
+ESTIMATOR_DIR, PIPELINE_FILE = "estimator", "pipeline.joblib"
+_VERSIONED = ("bentoml", "torch", "xgboost-cpu", "lightgbm", "scikit-learn", "numpy", "pandas", "optuna")
+
+
+def model_name(family: str) -> str:
+    """Model-store name of a family."""
+    return f"{MODEL_PREFIX}{family}"
+
+
+def role_of(rank: int) -> str:
+    """``primary`` for rank 0, then ``fallback-1``, ``fallback-2`` ..."""
+    return "primary" if rank == 0 else f"fallback-{rank}"
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries a stored model depends on."""
+    versions = {"python": platform.python_version()}
+    for dist in _VERSIONED:
+        try:
+            versions[dist] = importlib_metadata.version(dist)
+        except importlib_metadata.PackageNotFoundError:
+            versions[dist] = "not installed"
+    return versions
+
+
+@dataclass
+class StoredModel:
+    """A model loaded back from the store, with everything it needs to predict and sweep."""
+
+    tag: str
+    family: str
+    estimator: PriceModel
+    pipeline: FeaturePipeline
+    context: ContextStore
+    metadata: dict[str, Any]
+
+    def sweeper(self, cache_size: int = 1_024) -> Sweeper:
+        """A price sweeper that predicts with this model."""
+        return Sweeper(self.pipeline, self.context, self.estimator.predict, cache_size=cache_size)
+
+
+def save_model(
+    estimator: PriceModel, pipeline: FeaturePipeline, context: ContextStore, *, rank: int, metadata: dict[str, Any]
+) -> str:
+    """Write one trained family into the model store; return its tag (``name:version``)."""
+    labels = {"family": estimator.family, "role": role_of(rank), "project": "pricing"}
+    meta = {
+        **metadata,
+        "family": estimator.family,
+        "rank": rank,
+        "role": role_of(rank),
+        "library_versions": library_versions(),
+    }
+    with bentoml.models.create(model_name(estimator.family), labels=labels, metadata=meta) as model:
+        directory = Path(model.path)
+        estimator.save(directory / ESTIMATOR_DIR)
+        joblib.dump(pipeline, directory / PIPELINE_FILE)
+        context.save(directory)
+    return str(model.tag)
+
+
+def load_model(model: bentoml.Model | str) -> StoredModel:
+    """Load a stored model (a ``bentoml.Model`` or a tag such as ``pricing_torch:latest``)."""
+    if isinstance(model, str):
+        model = bentoml.models.get(model)
+    directory = Path(model.path)
+    family = model.info.labels["family"]
+    return StoredModel(
+        tag=str(model.tag),
+        family=family,
+        estimator=model_class(family).load(directory / ESTIMATOR_DIR),
+        pipeline=joblib.load(directory / PIPELINE_FILE),
+        context=ContextStore.load(directory),
+        metadata=dict(model.info.metadata),
+    )
+
+
+def serving_order(run_id: str | None = None) -> list[bentoml.Model]:
+    """The models of one training run (default: the latest) ordered primary first."""
+    runs: dict[str, list[bentoml.Model]] = {}
+    for model in bentoml.models.list():
+        if model.tag.name.startswith(MODEL_PREFIX) and "run_id" in model.info.metadata:
+            runs.setdefault(model.info.metadata["run_id"], []).append(model)
+    if not runs:
+        raise LookupError("no trained pricing models in the BentoML model store: run `make train` first")
+    if run_id is None:
+        run_id = max(runs, key=lambda r: max(m.info.creation_time for m in runs[r]))
+    elif run_id not in runs:
+        raise LookupError(f"no models from training run {run_id!r} in the model store")
+    return sorted(runs[run_id], key=lambda m: m.info.metadata["rank"])

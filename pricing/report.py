@@ -1,0 +1,121 @@
+"""Training reports: ``metrics.json`` (the run record), ``metrics.md`` (a table) and PNG plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # reports are written on servers and in CI, never shown
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from pricing.sweep import SweepResult
+
+COLUMNS = (
+    ("rank", "rank", "{:d}"),
+    ("family", "family", "{}"),
+    ("val MSE", "val.mse", "{:.4f}"),
+    ("test MSE", "test.mse", "{:.4f}"),
+    ("RMSE", "test.rmse", "{:.4f}"),
+    ("MAE", "test.mae", "{:.4f}"),
+    ("R²", "test.r2", "{:.3f}"),
+    ("RMSLE", "test.rmsle", "{:.4f}"),
+    ("MAE qty", "test.mae_quantity", "{:.2f}"),
+    ("price err median", "pricing.median_rel_error", "{:.1%}"),
+    ("price err p90", "pricing.p90_rel_error", "{:.1%}"),
+    ("train s", "seconds.total", "{:.0f}"),
+)
+
+
+def _lookup(entry: dict[str, Any], path: str) -> Any:
+    for key in path.split("."):
+        if not isinstance(entry, dict) or key not in entry:
+            return None
+        entry = entry[key]
+    return entry
+
+
+def metrics_table(models: list[dict[str, Any]], markdown: bool = False) -> str:
+    """The per-model metrics as an aligned text table (or a Markdown table)."""
+    header = [name for name, _, _ in COLUMNS]
+    rows = [
+        [fmt.format(v) if (v := _lookup(m, path)) is not None else "n/a" for _, path, fmt in COLUMNS] for m in models
+    ]
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    fmt_row = "  ".join(f"{{:>{w}}}" for w in widths).format
+    return "\n".join([fmt_row(*header), fmt_row(*("-" * w for w in widths)), *(fmt_row(*r) for r in rows)])
+
+
+def write_run_record(directory: Path, record: dict[str, Any]) -> None:
+    """Write ``metrics.json`` and ``metrics.md`` for a training run."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "metrics.json").write_text(json.dumps(record, indent=2, default=str))
+    lines = [
+        f"# Training run {record['run_id']}",
+        "",
+        f"- data: {record['data']['source']} ({record['data']['rows_clean']:,} clean rows, hash "
+        f"`{record['data']['hash'][:12]}`)",
+        f"- budget: {record['budget']}, seed {record['seed']}, {record['seconds']:.0f} s in all",
+        f"- serving order: {' > '.join(record['serving_order'])}",
+        "",
+        metrics_table(record["models"], markdown=True),
+        "",
+        "MSE, RMSE, MAE and R² are on log quantity over the test split (the latest period); RMSLE and MAE qty "
+        "on quantities. Price error: relative error of the swept optimal price against the true optimum for "
+        "the products with the most history (synthetic data only).",
+    ]
+    (directory / "metrics.md").write_text("\n".join(lines) + "\n")
+
+
+def plot_predicted_vs_actual(path: Path, y_true: np.ndarray, predictions: dict[str, np.ndarray]) -> None:
+    """Hexbin of predicted against actual log quantity on the test split, one panel per family."""
+    fig, axes = plt.subplots(1, len(predictions), figsize=(4 * len(predictions), 4), squeeze=False)
+    lo, hi = np.percentile(y_true, [0.5, 99.5])
+    for ax, (family, y_pred) in zip(axes[0], predictions.items(), strict=True):
+        ax.hexbin(y_true, y_pred, gridsize=40, extent=(lo, hi, lo, hi), mincnt=1, bins="log", cmap="viridis")
+        ax.plot([lo, hi], [lo, hi], color="red", lw=1)
+        ax.set(title=family, xlabel="actual log quantity", ylabel="predicted log quantity")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_price_curves(path: Path, curves: dict[str, dict[str, SweepResult]], truth: pd.DataFrame | None) -> None:
+    """Predicted sales over price for a few products, one line per family, with the true optimum marked."""
+    products = list(next(iter(curves.values())))
+    optimum = truth.set_index("StockCode")["optimal_price"] if truth is not None else None
+    fig, axes = plt.subplots(1, len(products), figsize=(4.5 * len(products), 4), squeeze=False)
+    for ax, code in zip(axes[0], products, strict=True):
+        for family, by_product in curves.items():
+            result = by_product[code]
+            line = ax.plot(result.prices, result.sales, label=family)[0]
+            ax.plot(result.optimal_price, result.sales[result.best], "o", color=line.get_color())
+        if optimum is not None:
+            ax.axvline(optimum.loc[code], color="black", ls="--", lw=1, label="true optimum")
+        ax.set(title=code, xlabel="unit price", ylabel="predicted sales per line")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_tuning_history(path: Path, histories: dict[str, list[tuple[int, float]]]) -> None:
+    """Score of every tuning trial and the best so far, one panel per tuned family."""
+    fig, axes = plt.subplots(1, len(histories), figsize=(4 * len(histories), 3.5), squeeze=False)
+    for ax, (family, history) in zip(axes[0], histories.items(), strict=True):
+        numbers = [n for n, _ in history]
+        scores = np.array([s for _, s in history])
+        ax.plot(numbers, scores, "o", ms=4, label="trial")
+        ax.plot(numbers, np.minimum.accumulate(scores), "-", label="best so far")
+        ax.set(title=family, xlabel="trial", ylabel="validation / CV MSE")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

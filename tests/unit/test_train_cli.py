@@ -1,0 +1,46 @@
+"""train.py's command line: options become a TrainConfig, mistakes are named before any work starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pricing.config import BUDGETS, FAMILIES
+from train import parse_args
+
+
+def test_defaults_train_every_family_on_synthetic_data_with_the_standard_budget() -> None:
+    config = parse_args([])
+    assert config.budget == BUDGETS["standard"]
+    assert config.families == FAMILIES
+    assert config.data_path is None
+    assert config.n_synthetic_lines == 540_000
+
+
+def test_options_are_carried_over(tmp_path: Path) -> None:
+    data = tmp_path / "retail.csv"
+    data.write_text("x")
+    config = parse_args(
+        ["--data", str(data), "--budget", "smoke", "--families", "xgboost, svr", "--seed", "3",
+         "--optuna-storage", "sqlite:///o.db", "--s3-bucket", "b", "--synthetic-lines", "1000"]
+    )  # fmt: skip
+    assert config.data_path == data and config.budget.name == "smoke" and config.seed == 3
+    assert config.families == ("xgboost", "svr")
+    assert config.optuna_storage == "sqlite:///o.db" and config.s3_bucket == "b"
+    assert config.n_synthetic_lines == 1000
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--families", "torch,catboost"], "--families: unknown catboost"),
+        (["--data", "no/such/file.csv"], "--data: no/such/file.csv does not exist"),
+        (["--budget", "huge"], "invalid choice: 'huge'"),
+    ],
+)
+def test_mistakes_are_named(argv: list[str], message: str, capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse_args(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err

@@ -1,0 +1,80 @@
+"""Train the pricing models and save them into the BentoML model store.
+
+Usage:
+    python train.py --budget smoke                          # small synthetic data set, ~1 minute
+    python train.py                                         # default synthetic data, standard budget
+    python train.py --data "Online Retail.xlsx" --budget standard
+    python train.py --optuna-storage sqlite:///optuna.db    # share Optuna studies between processes
+    python train.py --s3-bucket my-bucket                   # also upload features, reports and models
+
+Models land in $BENTOML_HOME (default ~/bentoml); `bentoml models list` shows them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from pricing.config import BUDGETS, FAMILIES, TrainConfig
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    """Build the run's configuration from command-line options."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
+    parser.add_argument("--data", type=Path, help="transactions file (.csv, .xlsx, .parquet); default: synthetic")
+    parser.add_argument("--budget", choices=sorted(BUDGETS), default="standard", help="tuning budget")
+    parser.add_argument(
+        "--families", default=",".join(FAMILIES), help=f"comma-separated model families (default: {','.join(FAMILIES)})"
+    )
+    parser.add_argument("--seed", type=int, default=42, help="seed for data generation, splits and models")
+    parser.add_argument("--data-dir", type=Path, default=Path("data"), help="synthetic data and feature store")
+    parser.add_argument("--reports-dir", type=Path, default=Path("reports"), help="metrics and plots")
+    parser.add_argument("--optuna-storage", help="Optuna storage URL (sqlite:///f.db, postgresql://..., journal:PATH)")
+    parser.add_argument("--s3-bucket", help="upload features, reports and models to this existing bucket")
+    parser.add_argument("--s3-prefix", default="pricing", help="key prefix for --s3-bucket (default: pricing)")
+    parser.add_argument("--synthetic-lines", type=int, help="size of the generated data set")
+    parser.add_argument("--synthetic-products", type=int, help="products in the generated data set")
+    args = parser.parse_args(argv)
+
+    families = tuple(f.strip() for f in args.families.split(",") if f.strip())
+    unknown = sorted(set(families) - set(FAMILIES))
+    if unknown or not families:
+        parser.error(f"--families: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(FAMILIES)}")
+    if args.data is not None and not args.data.exists():
+        parser.error(f"--data: {args.data} does not exist")
+    return TrainConfig(
+        budget=BUDGETS[args.budget],
+        data_path=args.data,
+        families=families,
+        seed=args.seed,
+        data_dir=args.data_dir,
+        reports_dir=args.reports_dir,
+        optuna_storage=args.optuna_storage,
+        s3_bucket=args.s3_bucket,
+        s3_prefix=args.s3_prefix,
+        synthetic_lines=args.synthetic_lines,
+        synthetic_products=args.synthetic_products,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse options, run training, report failure as a one-line error."""
+    config = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stdout)
+    from pricing.data import DataError
+    from pricing.training import run_training
+
+    try:
+        run_training(config)
+    except DataError as exc:
+        logging.getLogger("train").error("data error: %s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
