@@ -74,12 +74,11 @@ class _ColumnError(Exception):
 
 
 def read_transactions(path: str | Path) -> pd.DataFrame:
-    """Return the validated transactions stored in a .csv, .xlsx, .xls or .parquet file."""
+    """Return the validated transactions stored in a .csv, .xlsx or .parquet file."""
     path = Path(path)
     readers: dict[str, Callable[[Path], pd.DataFrame]] = {
         ".csv": _read_csv,
         ".xlsx": pd.read_excel,
-        ".xls": pd.read_excel,
         ".parquet": pd.read_parquet,
     }
     reader = readers.get(path.suffix.lower())

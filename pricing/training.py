@@ -28,7 +28,7 @@ from pricing.data import clean_transactions, read_transactions
 from pricing.evaluate import EVAL_CONTEXT, most_sold_products, pricing_accuracy, regression_metrics
 from pricing.features import FEATURES, FeaturePipeline, Split, add_history_features, split_by_time, to_target
 from pricing.models import PriceModel, model_class
-from pricing.registry import model_name, role_of, save_model
+from pricing.registry import role_of, save_model
 from pricing.report import (
     metrics_table,
     plot_predicted_vs_actual,
@@ -107,7 +107,6 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
         "features": list(FEATURES),
         "training_rows": len(split.train),
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "serving_order": [model_name(r.family) for r in runs],
     }
     for rank, run in enumerate(runs):
         run.record["rank"] = rank
@@ -271,10 +270,12 @@ def _fit_summary(model: PriceModel) -> str:
 
 
 def _meta(run: FamilyRun) -> dict[str, Any]:
-    keys = ("hyperparameters", "tuning", "val", "test", "pricing", "seconds")
+    record = run.record
     return {
-        "metrics": {k: run.record[k] for k in ("val", "test", "pricing") if k in run.record},
-        **{k: run.record[k] for k in keys if k in run.record and k not in ("val", "test", "pricing")},
+        "metrics": {k: record[k] for k in ("val", "test", "pricing") if k in record},
+        "hyperparameters": record["hyperparameters"],
+        "tuning": record["tuning"],
+        "seconds": record["seconds"],
     }
 
 
@@ -311,12 +312,12 @@ def upload_outputs(config: TrainConfig, runs: list[FamilyRun]) -> None:
     """Upload the feature store, reports and stored model directories to S3."""
     import bentoml
 
-    from pricing.cloud.s3 import upload_tree
+    from pricing.cloud.s3 import make_s3_client, upload_tree
 
-    prefix = config.s3_prefix.strip("/")
-    keys = upload_tree(config.data_dir / "features", config.s3_bucket, f"{prefix}/features")
-    keys += upload_tree(config.reports_dir, config.s3_bucket, f"{prefix}/reports")
+    client, bucket, prefix = make_s3_client(), config.s3_bucket, config.s3_prefix.strip("/")
+    trees = [(config.data_dir / "features", f"{prefix}/features"), (config.reports_dir, f"{prefix}/reports")]
     for run in runs:
         model = bentoml.models.get(run.record["tag"])
-        keys += upload_tree(Path(model.path), config.s3_bucket, f"{prefix}/models/{model.tag.name}/{model.tag.version}")
-    log.info("uploaded %d objects to s3://%s/%s/", len(keys), config.s3_bucket, prefix)
+        trees.append((Path(model.path), f"{prefix}/models/{model.tag.name}/{model.tag.version}"))
+    keys = [key for local, key_prefix in trees for key in upload_tree(local, bucket, key_prefix, client=client)]
+    log.info("uploaded %d objects to s3://%s/%s/", len(keys), bucket, prefix)
