@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pricing.sweep import SweepResult
+from pricing.tuning import TuningResult
 
 COLUMNS = (
     ("rank", "rank", "{:d}"),
@@ -106,15 +107,18 @@ def plot_price_curves(path: Path, curves: dict[str, dict[str, SweepResult]], tru
     plt.close(fig)
 
 
-def plot_tuning_history(path: Path, histories: dict[str, list[tuple[int, float]]]) -> None:
-    """Score of every tuning trial and the best so far, one panel per tuned family."""
-    fig, axes = plt.subplots(1, len(histories), figsize=(4 * len(histories), 3.5), squeeze=False)
-    for ax, (family, history) in zip(axes[0], histories.items(), strict=True):
-        numbers = [n for n, _ in history]
-        scores = np.array([s for _, s in history])
+def plot_tuning_history(path: Path, results: list[TuningResult]) -> None:
+    """Score of every completed tuning trial and the best so far, one panel per tuned family."""
+    fig, axes = plt.subplots(1, len(results), figsize=(4 * len(results), 3.5), squeeze=False)
+    for ax, result in zip(axes[0], results, strict=True):
+        numbers = [n for n, _ in result.history]
+        scores = np.array([s for _, s in result.history])
         ax.plot(numbers, scores, "o", ms=4, label="trial")
         ax.plot(numbers, np.minimum.accumulate(scores), "-", label="best so far")
-        ax.set(title=family, xlabel="trial", ylabel="validation / CV MSE")
+        title = f"{result.family} ({result.method})"
+        if result.pruned:
+            title += f", {result.pruned} pruned"
+        ax.set(title=title, xlabel="trial", ylabel="validation / CV MSE")
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)

@@ -38,7 +38,7 @@ from pricing.report import (
 )
 from pricing.sweep import ContextStore, Sweeper, SweepRequest, SweepResult
 from pricing.synthetic import add_observed_ranges, generate_transactions
-from pricing.tuning import TuningData, final_params, tune
+from pricing.tuning import TuningData, TuningResult, final_params, tune
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class FamilyRun:
     family: str
     model: PriceModel
     record: dict[str, Any]
-    history: list[tuple[int, float]]
+    tuning: TuningResult
     test_pred: np.ndarray
 
 
@@ -239,7 +239,12 @@ def train_family(
     record: dict[str, Any] = {
         "family": family,
         "hyperparameters": params,
-        "tuning": {"method": result.method, "trials": len(result.history), "best_score": result.best_score},
+        "tuning": {
+            "method": result.method,
+            "completed": len(result.history),
+            "pruned": result.pruned,
+            "best_score": result.best_score,
+        },
         "val": regression_metrics(y["val"], val_pred),
         "test": regression_metrics(y["test"], test_pred),
         "seconds": {"tuning": result.seconds, "fit": fit_seconds, "total": result.seconds + fit_seconds},
@@ -254,7 +259,7 @@ def train_family(
         record["test"]["mse"],
         f", price error median {record['pricing']['median_rel_error']:.1%}" if truth is not None else "",
     )
-    return FamilyRun(family, model, record, result.history, test_pred)
+    return FamilyRun(family, model, record, result, test_pred)
 
 
 def _log_epoch(epoch: int, val_mse: float) -> None:
@@ -304,7 +309,7 @@ def write_reports(
         for r in runs
     }
     plot_price_curves(directory / "price_curves.png", curves, truth)
-    plot_tuning_history(directory / "tuning_history.png", {r.family: r.history for r in runs})
+    plot_tuning_history(directory / "tuning_history.png", [r.tuning for r in runs])
     log.info("reports written to %s", directory)
 
 

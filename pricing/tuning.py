@@ -46,9 +46,10 @@ class TuningResult:
     family: str
     params: dict[str, Any]
     best_score: float
-    history: list[tuple[int, float]]
+    history: list[tuple[int, float]]  # completed trials only
     method: str
     seconds: float
+    pruned: int = 0
 
 
 def tune(
@@ -57,14 +58,15 @@ def tune(
     """Search the family's hyperparameters within the budget; return the best ones found."""
     start = time.perf_counter()
     if family in OPTUNA_FAMILIES:
-        params, score, history = _tune_optuna(family, data, budget, seed, storage, study_name)
+        params, score, history, pruned = _tune_optuna(family, data, budget, seed, storage, study_name)
         method = "optuna-tpe"
     elif family in SKOPT_FAMILIES:
         params, score, history = _tune_skopt(family, data, budget, seed)
+        pruned = 0
         method = "skopt-gp_minimize"
     else:
         raise ValueError(f"no search space for family {family!r}")
-    return TuningResult(family, params, score, history, method, time.perf_counter() - start)
+    return TuningResult(family, params, score, history, method, time.perf_counter() - start, pruned)
 
 
 def final_params(family: str, tuned: dict[str, Any], budget: Budget, seed: int) -> dict[str, Any]:
@@ -125,7 +127,7 @@ def _suggest(family: str, trial: optuna.Trial) -> dict[str, Any]:
 
 def _tune_optuna(
     family: str, data: TuningData, budget: Budget, seed: int, storage: str | None, study_name: str | None
-) -> tuple[dict[str, Any], float, list[tuple[int, float]]]:
+) -> tuple[dict[str, Any], float, list[tuple[int, float]], int]:
     X, y = _sample(data.X_train, data.y_train, budget.tune_rows, seed)
     n_trials = budget.torch_trials if family == "torch" else budget.gbm_trials
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own one line per trial replaces Optuna's
@@ -161,7 +163,8 @@ def _tune_optuna(
         raise RuntimeError(f"{family}: every Optuna trial was pruned or failed")
     best = min(done, key=lambda t: t.value)
     history = [(t.number, float(t.value)) for t in done]
-    return best.user_attrs["params"], float(best.value), history
+    pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
+    return best.user_attrs["params"], float(best.value), history, pruned
 
 
 def _log_trial(family: str, n_trials: int) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
