@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 _BENTOML_HOME = Path(tempfile.mkdtemp(prefix="pricing-test-bentoml-"))
@@ -47,13 +48,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Remove the session's temporary BentoML home."""
     shutil.rmtree(_BENTOML_HOME, ignore_errors=True)
-
-
-def _free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _answers_http(url: str) -> bool:
@@ -83,7 +77,7 @@ def _stop(proc: subprocess.Popen) -> None:
 def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start a moto server (all AWS services on one port) on 127.0.0.1; yield its endpoint URL."""
     executable = Path(sys.executable).parent / "moto_server"
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     # A file, not a pipe: moto logs every request to stderr and a full pipe would stall the server.
     log_path = tmp_path_factory.mktemp("moto") / "moto_server.log"

@@ -1,0 +1,25 @@
+"""The service's own Prometheus metrics, exposed on /metrics next to BentoML's.
+
+Plain ``prometheus_client`` counters, as BentoML 1.4 documents (its own ``bentoml.metrics`` wrapper is
+deprecated); BentoML serves them from its multi-process registry.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+CACHE_LOOKUPS = Counter(
+    name="pricing_cache_lookups_total",
+    documentation="Sweep cache lookups by backend and result (hit, miss, error)",
+    labelnames=["backend", "result"],
+)
+CACHE_ERRORS = Counter(
+    name="pricing_cache_errors_total",
+    documentation="Cache operations that failed (backend down or timing out); the request was served uncached",
+    labelnames=["backend", "operation"],
+)
+FALLBACKS = Counter(
+    name="pricing_fallbacks_total",
+    documentation="Model calls that failed over to the next model in the serving order, by failed model and reason",
+    labelnames=["model", "reason"],
+)

@@ -1,0 +1,186 @@
+"""The serving core, free of any web framework: one training run's models in serving order, with fallback.
+
+``PricingEngine.load`` loads the models ``pricing.registry.serving_order`` returns. A model that fails to
+load (missing or corrupt files) is logged and skipped; the engine is ready while at least one model loaded.
+
+A sweep is validated and planned once, with the first loaded model's sweeper (every model of one run
+carries the same pipeline and context rows, so they share the matrix). Then the models are tried in
+serving order: a model whose predict call raises, returns non-finite values or exceeds the per-call time
+budget is skipped, counted in ``pricing_fallbacks_total`` and the next one answers. The answer says which
+model answered and why the ones before it did not. When every model fails, ``ModelsUnavailableError``.
+
+The primary's predict call can be supplied by the caller (the BentoML service routes it through its
+adaptive-batching API); fallbacks predict in a worker thread. A call that exceeds its budget is abandoned,
+not killed: Python cannot stop a running thread, so its result is discarded when it arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import bentoml
+import numpy as np
+import pandas as pd
+
+from pricing.metrics import FALLBACKS
+from pricing.registry import StoredModel, load_model
+from pricing.sweep import Sweeper, SweepPlan, SweepRequest, SweepResult
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIME_BUDGET_S = 5.0
+AsyncPredict = Callable[[np.ndarray], Awaitable[np.ndarray]]
+
+
+class ModelsUnavailableError(RuntimeError):
+    """No model could answer; ``failures`` lists (model tag, reason) in serving order."""
+
+    def __init__(self, failures: list[tuple[str, str]]) -> None:
+        detail = "; ".join(f"{tag}: {reason}" for tag, reason in failures) or "no model is loaded"
+        super().__init__(f"no model could answer ({detail})")
+        self.failures = failures
+
+
+@dataclass
+class ServedModel:
+    """A loaded model and its place in the serving order."""
+
+    stored: StoredModel
+    rank: int
+
+    @property
+    def tag(self) -> str:
+        """The model-store tag, ``name:version``."""
+        return self.stored.tag
+
+    @property
+    def role(self) -> str:
+        """``primary`` or ``fallback-N`` as recorded by training."""
+        return str(self.stored.metadata.get("role", f"rank-{self.rank}"))
+
+    def describe(self) -> dict[str, Any]:
+        """Name, version, role, family, metrics and training date, JSON-ready."""
+        name, version = self.tag.split(":")
+        meta = self.stored.metadata
+        return {
+            "name": name,
+            "version": version,
+            "role": self.role,
+            "family": self.stored.family,
+            "metrics": meta.get("metrics", {}),
+            "trained_at": meta.get("trained_at"),
+            "run_id": meta.get("run_id"),
+        }
+
+
+@dataclass(frozen=True)
+class SweepAnswer:
+    """A sweep result, the model that produced it, and the models that failed before it."""
+
+    result: SweepResult
+    model: ServedModel
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def fallback_used(self) -> bool:
+        """Whether a model other than the primary answered (it failed at this call or at load)."""
+        return self.model.rank > 0
+
+
+class PricingEngine:
+    """Answers price sweeps with the primary model, falling back along the serving order."""
+
+    def __init__(
+        self,
+        models: Sequence[ServedModel],
+        load_errors: Sequence[tuple[str, str]] = (),
+        time_budget_s: float = DEFAULT_TIME_BUDGET_S,
+    ) -> None:
+        self.models = list(models)
+        self.load_errors = list(load_errors)
+        self.time_budget_s = time_budget_s
+        # One run's models share pipeline and context rows, so one sweeper plans for all of them.
+        self._sweeper = self.models[0].stored.sweeper() if self.models else None
+
+    @classmethod
+    def load(cls, refs: Sequence[bentoml.Model | str], time_budget_s: float = DEFAULT_TIME_BUDGET_S) -> PricingEngine:
+        """Load every model in ``refs`` (serving order), skipping and logging those that fail to load."""
+        models, errors = [], []
+        for rank, ref in enumerate(refs):
+            tag = str(ref.tag) if isinstance(ref, bentoml.Model) else ref
+            started = time.perf_counter()
+            try:
+                models.append(ServedModel(load_model(ref), rank))
+            except Exception as exc:  # any failure to load one model must not stop the others
+                errors.append((tag, f"{type(exc).__name__}: {exc}"))
+                log.error("model %s failed to load and will not serve: %s", tag, exc)
+                continue
+            log.info("loaded %s (%s) in %.2f s", tag, models[-1].role, time.perf_counter() - started)
+        return cls(models, errors, time_budget_s)
+
+    @property
+    def ready(self) -> bool:
+        """True while at least one model is loaded."""
+        return bool(self.models)
+
+    @property
+    def tags(self) -> list[str]:
+        """Tags of the loaded models, in serving order (the cache key's model part)."""
+        return [m.tag for m in self.models]
+
+    @property
+    def catalogue(self) -> pd.DataFrame:
+        """Products that can be priced: description, observed price range, history rows, last sale."""
+        return self._first().stored.context.catalogue
+
+    def _first(self) -> ServedModel:
+        if not self.models:
+            raise ModelsUnavailableError(self.load_errors)
+        return self.models[0]
+
+    def plan(self, request: SweepRequest) -> SweepPlan:
+        """Validate and plan a sweep; raises SweepInputError or UnknownProductError for bad requests."""
+        if self._sweeper is None:
+            raise ModelsUnavailableError(self.load_errors)
+        return self._sweeper.plan(request)
+
+    async def sweep(self, request: SweepRequest, primary_predict: AsyncPredict | None = None) -> SweepAnswer:
+        """Answer a sweep along the serving order; ``primary_predict`` replaces the primary's own predict."""
+        plan = self.plan(request)
+        failures: list[tuple[str, str]] = []
+        for index, model in enumerate(self.models):
+            call = primary_predict if index == 0 and primary_predict is not None else _in_thread(model)
+            try:
+                log_q = await asyncio.wait_for(call(plan.matrix), timeout=self.time_budget_s)
+                log_q = np.asarray(log_q, dtype=np.float64).ravel()
+                if log_q.shape != (len(plan.matrix),):
+                    raise ValueError(f"returned {log_q.shape[0]} predictions for {len(plan.matrix)} rows")
+                if not np.isfinite(log_q).all():
+                    self._fail(model, "non_finite", "returned non-finite predictions", failures)
+                    continue
+            except TimeoutError:
+                self._fail(model, "timeout", f"exceeded its {self.time_budget_s:g} s budget", failures)
+                continue
+            except Exception as exc:  # a failing model is the reason fallbacks exist
+                self._fail(model, "error", f"{type(exc).__name__}: {exc}", failures)
+                continue
+            return SweepAnswer(result=Sweeper.summarise(plan, log_q), model=model, failures=failures)
+        raise ModelsUnavailableError(failures or self.load_errors)
+
+    @staticmethod
+    def _fail(model: ServedModel, reason: str, detail: str, failures: list[tuple[str, str]]) -> None:
+        FALLBACKS.labels(model=model.tag.split(":")[0], reason=reason).inc()
+        log.warning("model %s %s; falling back", model.tag, detail)
+        failures.append((model.tag, detail))
+
+
+def _in_thread(model: ServedModel) -> AsyncPredict:
+    async def predict(matrix: np.ndarray) -> np.ndarray:
+        return await asyncio.to_thread(model.stored.estimator.predict, matrix)
+
+    return predict

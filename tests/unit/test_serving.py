@@ -1,0 +1,131 @@
+"""The serving core: fallback along the serving order on errors, non-finite output, slowness and bad files."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from pathlib import Path
+
+import bentoml
+import numpy as np
+import pytest
+
+from pricing.features import FEATURES
+from pricing.models import model_class
+from pricing.registry import ESTIMATOR_DIR, save_model, serving_order
+from pricing.serving import ModelsUnavailableError, PricingEngine
+from pricing.sweep import SweepInputError, SweepRequest, UnknownProductError
+from tests.support import metric
+
+
+@pytest.fixture(scope="module")
+def run(tiny) -> list[bentoml.Model]:
+    """A two-model run (ElasticNet primary, LightGBM fallback) in the session's model store."""
+    X = tiny.pipeline.transform(tiny.split.train)
+    y = np.log(tiny.split.train["Quantity"].to_numpy())
+    run_id = f"serving-{uuid.uuid4().hex[:8]}"
+    meta = {"run_id": run_id, "features": list(FEATURES), "trained_at": "2026-11-21T00:00:00+00:00"}
+    for rank, model in enumerate([model_class("elasticnet")(), model_class("lightgbm")(n_estimators=30)]):
+        save_model(model.fit(X, y), tiny.pipeline, tiny.context, rank=rank, metadata=meta)
+    return serving_order(run_id)
+
+
+@pytest.fixture
+def engine(run) -> PricingEngine:
+    return PricingEngine.load(run, time_budget_s=0.5)
+
+
+@pytest.fixture
+def code(tiny) -> str:
+    return tiny.context.catalogue.sort_values("rows").index[-1]
+
+
+def test_primary_answers_when_healthy(engine, code) -> None:
+    answer = asyncio.run(engine.sweep(SweepRequest(code, bins=10)))
+    assert answer.model.role == "primary" and answer.model.stored.family == "elasticnet"
+    assert not answer.fallback_used and answer.failures == []
+    assert len(answer.result.prices) == 10
+
+
+def test_supplied_primary_predict_is_used(engine, code) -> None:
+    calls = []
+
+    async def batched(matrix: np.ndarray) -> np.ndarray:
+        calls.append(matrix.shape)
+        return engine.models[0].stored.estimator.predict(matrix)
+
+    direct = asyncio.run(engine.sweep(SweepRequest(code, bins=10)))
+    routed = asyncio.run(engine.sweep(SweepRequest(code, bins=10), primary_predict=batched))
+    assert len(calls) == 1
+    np.testing.assert_array_equal(direct.result.quantity, routed.result.quantity)
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [("raise", "error"), ("nan", "non_finite"), ("slow", "timeout"), ("wrong_shape", "error")],
+)
+def test_a_failing_primary_falls_back_and_says_so(engine, code, fault, reason) -> None:
+    async def broken(matrix: np.ndarray) -> np.ndarray:
+        if fault == "raise":
+            raise RuntimeError("weights went missing")
+        if fault == "slow":
+            await asyncio.sleep(2.0)
+        if fault == "wrong_shape":
+            return np.zeros(3)
+        return np.full(len(matrix), np.nan)
+
+    before = metric("pricing_fallbacks_total", model="pricing_elasticnet", reason=reason)
+    answer = asyncio.run(engine.sweep(SweepRequest(code, bins=10), primary_predict=broken))
+    assert answer.fallback_used
+    assert answer.model.role == "fallback-1" and answer.model.stored.family == "lightgbm"
+    assert [tag for tag, _ in answer.failures] == [engine.models[0].tag]
+    assert metric("pricing_fallbacks_total", model="pricing_elasticnet", reason=reason) == before + 1
+    assert np.isfinite(answer.result.sales).all()
+
+
+def test_every_model_failing_is_unavailable_not_an_empty_answer(engine, code, monkeypatch) -> None:
+    for model in engine.models:
+        monkeypatch.setattr(model.stored.estimator, "predict", lambda X: np.full(len(X), np.inf))
+    with pytest.raises(ModelsUnavailableError) as info:
+        asyncio.run(engine.sweep(SweepRequest(code, bins=10)))
+    assert [tag for tag, _ in info.value.failures] == engine.tags
+
+
+def test_bad_requests_are_rejected_before_any_model_runs(engine, code, monkeypatch) -> None:
+    for model in engine.models:
+        monkeypatch.setattr(model.stored.estimator, "predict", lambda X: pytest.fail("a model ran"))
+    with pytest.raises(SweepInputError, match="bins"):
+        asyncio.run(engine.sweep(SweepRequest(code, bins=1)))
+    with pytest.raises(UnknownProductError):
+        asyncio.run(engine.sweep(SweepRequest("NOPE")))
+
+
+def test_a_model_with_corrupt_files_is_skipped_at_load(run, code, tmp_path) -> None:
+    # Corrupt a copy of the primary, so the shared store stays intact for other tests.
+    primary = run[0]
+    copy_path = Path(primary.path).parent / f"corrupt{uuid.uuid4().hex[:6]}"
+    shutil.copytree(primary.path, copy_path)
+    try:
+        (copy_path / ESTIMATOR_DIR / "model.joblib").write_bytes(b"not a pickle")
+        broken = bentoml.models.get(f"{primary.tag.name}:{copy_path.name}")
+        engine = PricingEngine.load([broken, run[1]])
+    finally:
+        shutil.rmtree(copy_path)
+    assert engine.ready and engine.tags == [str(run[1].tag)]
+    assert engine.load_errors and engine.load_errors[0][0] == str(broken.tag)
+    answer = asyncio.run(engine.sweep(SweepRequest(code, bins=5)))
+    assert answer.fallback_used and answer.model.role == "fallback-1"
+
+
+def test_no_loadable_model_means_not_ready(run) -> None:
+    engine = PricingEngine.load(["pricing_elasticnet:doesnotexist"])
+    assert not engine.ready
+    with pytest.raises(ModelsUnavailableError, match="doesnotexist"):
+        engine.plan(SweepRequest("85123A"))
+
+
+def test_model_descriptions_carry_metrics_and_training_date(engine) -> None:
+    info = [m.describe() for m in engine.models]
+    assert [i["role"] for i in info] == ["primary", "fallback-1"]
+    assert info[0]["name"] == "pricing_elasticnet" and info[0]["trained_at"].startswith("2026-11-21")
