@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.install.stamp
 BUDGET ?= standard
 
-.PHONY: help install test train train-smoke lint format clean
+.PHONY: help install test train train-smoke serve lint format clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,6 +29,10 @@ train: $(STAMP) ## train all five families (BUDGET=smoke|standard|full) into the
 
 train-smoke: $(STAMP) ## train on a small synthetic data set in about a minute
 	$(BIN)/python train.py --budget smoke
+
+serve: $(STAMP) ## serve on :3000 (PRICING_PORT), training the smoke budget first if no model is stored
+	@$(BIN)/python -m pricing.registry || $(BIN)/python train.py --budget smoke
+	$(BIN)/bentoml serve service:Pricing --port $${PRICING_PORT:-3000}
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check .

@@ -14,6 +14,7 @@ its ``rank`` (0 = primary); ``serving_order`` returns the latest run's models in
 from __future__ import annotations
 
 import platform
+import sys
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -117,3 +118,20 @@ def serving_order(run_id: str | None = None) -> list[bentoml.Model]:
     elif run_id not in runs:
         raise LookupError(f"no models from training run {run_id!r} in the model store")
     return sorted(runs[run_id], key=lambda m: m.info.metadata["rank"])
+
+
+def main() -> int:
+    """Print the serving order of the latest run (``python -m pricing.registry``); exit 1 if there is none."""
+    try:
+        models = serving_order()
+    except LookupError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    for model in models:
+        meta = model.info.metadata
+        print(f"{meta['role']:<11} {model.tag}  run {meta['run_id']}  trained {meta.get('trained_at', '?')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""The pricing service: price sweeps over HTTP with the primary model, fallbacks, a cache and SageMaker routes.
+
+A thin adapter over ``pricing``: the serving order recorded by training decides which stored models are
+declared (``primary``, ``fallback_1``, ...), so ``bentoml build`` packs exactly those; requests are
+validated by ``pricing.api``, answered by ``pricing.serving.PricingEngine`` and cached by
+``pricing.cache``. The primary's predict calls go through ``predict_batch``, an adaptive-batching API
+over numpy rows, so concurrent sweeps share model calls.
+
+    bentoml serve service:Pricing            # or: make serve
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import bentoml
+import numpy as np
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from pricing.api import SweepIn, SweepOut, legacy_rows, sweep_out
+from pricing.auth import APIKeyMiddleware, internal_call
+from pricing.cache import cache_key, make_cache
+from pricing.registry import serving_order
+from pricing.serving import ModelsUnavailableError, PricingEngine
+from pricing.settings import load_settings
+from pricing.sweep import DEFAULT_BINS, SweepInputError, SweepRequest, UnknownProductError
+
+log = logging.getLogger("pricing.service")
+
+SETTINGS = load_settings()
+SERVING_ORDER = [str(model.tag) for model in serving_order(SETTINGS.run_id)]
+MODEL_ATTRIBUTES = ["primary" if rank == 0 else f"fallback_{rank}" for rank in range(len(SERVING_ORDER))]
+
+web = FastAPI(title="pricing routes outside BentoML's POST APIs")
+
+
+def declare_models(cls: type) -> type:
+    """Declare each model of the serving order as a ``BentoModel`` class attribute, so BentoML packs it."""
+    for attribute, tag in zip(MODEL_ATTRIBUTES, SERVING_ORDER, strict=True):
+        setattr(cls, attribute, bentoml.models.BentoModel(tag))
+    return cls
+
+
+def _http_config() -> dict[str, Any]:
+    config: dict[str, Any] = {"port": SETTINGS.port}
+    if SETTINGS.cors_origins:
+        config["cors"] = {
+            "enabled": True,
+            "access_control_allow_origins": list(SETTINGS.cors_origins),
+            "access_control_allow_methods": ["GET", "POST", "OPTIONS"],
+            "access_control_allow_headers": ["content-type", "x-api-key"],
+        }
+    return config
+
+
+@bentoml.service(
+    name="pricing",
+    workers=SETTINGS.workers,
+    traffic={"timeout": 60},
+    http=_http_config(),
+    metrics={"enabled": True},
+)
+@bentoml.asgi_app(web, path="/")
+@declare_models
+class Pricing:
+    """Price sweeps with fallback along the serving order, cached answers and SageMaker's contract."""
+
+    def __init__(self) -> None:
+        self.engine = PricingEngine.load(
+            [getattr(self, name) for name in MODEL_ATTRIBUTES], time_budget_s=SETTINGS.model_timeout_s
+        )
+        self.cache = make_cache(SETTINGS.redis_url, SETTINGS.cache_ttl_seconds, cluster=SETTINGS.redis_cluster)
+        log.info(
+            "pricing service ready on port %d with %d of %d models (%s); cache: %s",
+            SETTINGS.port, len(self.engine.models), len(SERVING_ORDER),
+            ", ".join(f"{m.tag} [{m.role}]" for m in self.engine.models) or "none", self.cache.backend,
+        )  # fmt: skip
+
+    def __is_ready__(self) -> bool:
+        return self.engine.ready
+
+    @bentoml.on_shutdown
+    def close_cache(self) -> None:
+        """Release the cache's connections when the worker stops."""
+        self.cache.close()
+
+    @bentoml.api(batchable=True, batch_dim=0, max_batch_size=200_000, max_latency_ms=2_000)
+    def predict_batch(self, matrix: np.ndarray) -> np.ndarray:
+        """Predicted log quantity for model-matrix rows, with the first loaded model (batched across requests)."""
+        return self.engine.models[0].stored.estimator.predict(matrix)
+
+    @bentoml.api(route="/price_sweep", input_spec=SweepIn, output_spec=SweepOut)
+    async def price_sweep(self, **params: Any) -> SweepOut:
+        """Demand and revenue over a grid of prices for one product, and the revenue-maximising price."""
+        return SweepOut.model_validate(await self._answer(SweepIn(**params).to_request()))
+
+    @bentoml.api(route="/invocations", input_spec=SweepIn, output_spec=SweepOut)
+    async def invocations(self, **params: Any) -> SweepOut:
+        """SageMaker's inference route: the same sweep as /price_sweep."""
+        return SweepOut.model_validate(await self._answer(SweepIn(**params).to_request()))
+
+    async def _predict_batched(self, matrix: np.ndarray) -> np.ndarray:
+        # Through BentoML's own client, so concurrent sweeps share batches; a call to ourselves needs no key.
+        with internal_call():
+            return await self.to_async.predict_batch(matrix)
+
+    async def _answer(self, request: SweepRequest) -> dict[str, Any]:
+        key = cache_key(self.engine.tags, asdict(request))
+        cached = self.cache.get(key)
+        if cached is not None:
+            return {**json.loads(cached), "cached": True}
+        try:
+            answer = await self.engine.sweep(request, primary_predict=self._predict_batched)
+        except SweepInputError as exc:
+            raise bentoml.exceptions.BadInput(str(exc)) from exc
+        except UnknownProductError as exc:
+            raise bentoml.exceptions.NotFound(str(exc)) from exc
+        except ModelsUnavailableError as exc:
+            raise bentoml.exceptions.ServiceUnavailable(str(exc)) from exc
+        body = sweep_out(answer)
+        self.cache.set(key, json.dumps(body).encode())
+        return body
+
+    # GET routes live on the mounted FastAPI app (BentoML's APIs are POST only); BentoML injects the
+    # service instance as their first parameter.
+    @web.get("/ping")
+    def ping(self) -> JSONResponse:
+        """SageMaker's health check: 200 when at least one model is loaded, else 503."""
+        ready = self.engine.ready
+        return JSONResponse({"status": "ok" if ready else "no model loaded"}, status_code=200 if ready else 503)
+
+    @web.get("/v1/predict-price/{stockcode}")
+    async def predict_price_v1(
+        self,
+        stockcode: str,
+        unitprice_min: Annotated[float | None, Query(description="Lowest grid price")] = None,
+        unitprice_max: Annotated[float | None, Query(description="Highest grid price")] = None,
+        num_price_bins: Annotated[int, Query(description="Number of grid prices")] = DEFAULT_BINS,
+    ) -> list[dict[str, Any]]:
+        """The original system's route: one object per grid price, with real error statuses."""
+        try:
+            request = SweepIn(
+                stockcode=stockcode, price_min=unitprice_min, price_max=unitprice_max, bins=num_price_bins
+            ).to_request()
+        except ValidationError as exc:
+            raise HTTPException(status_code=400, detail=_legacy_names(_describe(exc))) from exc
+        try:
+            body = await self._answer(request)
+        except bentoml.exceptions.BentoMLException as exc:
+            raise HTTPException(status_code=exc.error_code, detail=_legacy_names(str(exc))) from exc
+        return legacy_rows(body)
+
+    @web.get("/products")
+    def products(
+        self,
+        q: Annotated[str, Query(description="Case-insensitive text in the stock code or description")] = "",
+        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> dict[str, Any]:
+        """The products that can be priced, with description, observed price range and history rows."""
+        if not self.engine.ready:
+            raise HTTPException(status_code=503, detail="no model loaded")
+        catalogue = self.engine.catalogue.reset_index()
+        if q:
+            text = catalogue["StockCode"] + " " + catalogue["description"].str.upper()
+            catalogue = catalogue[text.str.contains(q.upper(), regex=False)]
+        page = catalogue.iloc[offset : offset + limit]
+        return {
+            "total": len(catalogue),
+            "offset": offset,
+            "limit": limit,
+            "products": [
+                {"stockcode": row.StockCode, "description": row.description, "price_min": row.price_min,
+                 "price_max": row.price_max, "rows": int(row.rows), "last_sold": row.last_sold.isoformat()}
+                for row in page.itertuples()
+            ],
+        }  # fmt: skip
+
+    @web.get("/model")
+    def model(self) -> dict[str, Any]:
+        """The models in serving order with versions, metrics and training date, and any that failed to load."""
+        return {
+            "models": [m.describe() for m in self.engine.models],
+            "not_loaded": [{"tag": tag, "error": error} for tag, error in self.engine.load_errors],
+            "cache": {"backend": self.cache.backend, "healthy": self.cache.healthy()},
+        }
+
+
+if SETTINGS.api_key:
+    Pricing.add_asgi_middleware(APIKeyMiddleware, api_key=SETTINGS.api_key)
+
+
+def _describe(error: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'request'}: {e['msg']}" for e in error.errors())
+
+
+def _legacy_names(message: str) -> str:
+    # The compatibility route names its own query parameters in errors.
+    for ours, theirs in (("price_min", "unitprice_min"), ("price_max", "unitprice_max"), ("bins", "num_price_bins")):
+        message = message.replace(ours, theirs)
+    return message

@@ -1,0 +1,166 @@
+"""The service's HTTP contract, in process (``Pricing.to_asgi()`` + TestClient) on the smoke-trained models."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+LEGACY_FIELDS = {
+    "stockcode", "unit_price", "quantity", "quantity_min", "quantity_max", "predicted_sales",
+    "optimal_unit_price", "max_predicted_sales",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def service(smoke_run):
+    """The service module, serving the smoke run with the in-process cache."""
+    saved = {k: os.environ.get(k) for k in ("PRICING_RUN_ID", "PRICING_REDIS_URL", "REDIS_URL")}
+    os.environ["PRICING_RUN_ID"] = smoke_run.record["run_id"]
+    os.environ.pop("PRICING_REDIS_URL", None)
+    os.environ.pop("REDIS_URL", None)
+    try:
+        yield importlib.import_module("service")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def client(service) -> Iterator[TestClient]:
+    with TestClient(service.Pricing.to_asgi()) as test_client:
+        yield test_client
+
+
+def test_declared_models_are_the_serving_order_training_recorded(service, smoke_run) -> None:
+    declared = [str(service.Pricing.models[i].tag) for i in range(len(service.Pricing.models))]
+    assert sorted(declared) == sorted(smoke_run.record["serving_order"])
+    assert smoke_run.record["serving_order"] == service.SERVING_ORDER
+    assert str(service.Pricing.inner.primary.tag) == smoke_run.record["serving_order"][0]
+
+
+def test_sweep_answers_with_the_primary_and_a_consistent_optimum(client, smoke_run) -> None:
+    response = client.post("/price_sweep", json={"stockcode": "85123A", "bins": 40, "context": 200})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    name, version = smoke_run.record["serving_order"][0].split(":")
+    assert body["model"] == {"name": name, "version": version, "role": "primary"}
+    assert body["fallback_used"] is False and body["context_rows"] == 200
+    curve = body["curve"]
+    assert len(curve) == 40 and curve[0]["unit_price"] < curve[-1]["unit_price"]
+    best = max(curve, key=lambda p: p["predicted_sales"])
+    assert body["optimal"] == {k: best[k] for k in ("unit_price", "quantity", "predicted_sales")}
+    for point in curve:
+        assert point["quantity_min"] <= point["quantity"] <= point["quantity_max"]
+        assert point["predicted_sales"] == pytest.approx(point["unit_price"] * point["quantity"])
+
+
+def test_repeated_sweep_is_served_from_the_cache(client) -> None:
+    request = {"stockcode": "22423", "bins": 25}
+    first, second = client.post("/price_sweep", json=request).json(), client.post("/price_sweep", json=request).json()
+    assert (first["cached"], second["cached"]) == (False, True)
+    assert {**first, "cached": True} == second
+    lower_case = client.post("/price_sweep", json={"stockcode": " 22423 ", "bins": 25}).json()
+    assert lower_case["cached"] is True, "the normalised request shares the cache entry"
+
+
+def test_invocations_is_the_sagemaker_name_for_the_sweep(client) -> None:
+    sweep = client.post("/price_sweep", json={"stockcode": "85123A", "bins": 7}).json()
+    invoked = client.post("/invocations", json={"stockcode": "85123A", "bins": 7}).json()
+    assert invoked["curve"] == sweep["curve"]
+
+
+def test_compatibility_route_keeps_the_original_field_names(client) -> None:
+    response = client.get(
+        "/v1/predict-price/85123A", params={"unitprice_min": 2, "unitprice_max": 6, "num_price_bins": 50}
+    )
+    assert response.status_code == 200, response.text
+    rows = response.json()
+    assert len(rows) == 50 and all(set(row) == LEGACY_FIELDS for row in rows)
+    assert rows[0]["unit_price"] == 2 and rows[-1]["unit_price"] == 6
+    best = max(rows, key=lambda r: r["predicted_sales"])
+    assert {r["optimal_unit_price"] for r in rows} == {best["unit_price"]}
+    assert {r["max_predicted_sales"] for r in rows} == {best["predicted_sales"]}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"stockcode": "NOPE"}, 404, "NOPE"),
+        ({"stockcode": "85123A", "bins": 1}, 400, "bins"),
+        ({"stockcode": "85123A", "bins": 5000}, 400, "bins"),
+        ({"stockcode": "85123A", "context": 0}, 400, "context"),
+        ({"stockcode": "85123A", "price_min": 5, "price_max": 2}, 400, "price_min"),
+        ({"stockcode": "85123A", "price_min": -1}, 400, "price_min"),
+        ({"stockcode": ""}, 400, "stockcode"),
+        ({"bins": 10}, 400, "stockcode"),
+        ({"stockcode": "85123A", "colour": "red"}, 400, "colour"),
+    ],
+)
+def test_bad_sweeps_get_an_error_naming_the_field(client, body, status, field) -> None:
+    response = client.post("/price_sweep", json=body)
+    assert response.status_code == status, response.text
+    assert field in response.text
+
+
+def test_non_finite_numbers_are_rejected(client) -> None:
+    body = '{"stockcode": "85123A", "price_min": NaN}'
+    response = client.post("/price_sweep", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "field"),
+    [
+        ({"num_price_bins": 1}, 400, "num_price_bins"),
+        ({"unitprice_min": 6, "unitprice_max": 2}, 400, "unitprice_min"),
+        ({"unitprice_min": "cheap"}, 422, "unitprice_min"),
+    ],
+)
+def test_compatibility_route_errors_use_its_own_names(client, params, status, field) -> None:
+    response = client.get("/v1/predict-price/85123A", params=params)
+    assert response.status_code == status, response.text
+    assert field in response.text
+
+
+def test_compatibility_route_unknown_product_is_404(client) -> None:
+    assert client.get("/v1/predict-price/NOPE").status_code == 404
+
+
+def test_health_routes(client) -> None:
+    assert client.get("/ping").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/livez").status_code == 200
+
+
+def test_products_are_searchable_and_paginated(client) -> None:
+    everything = client.get("/products", params={"limit": 500}).json()
+    assert everything["total"] == len(everything["products"]) > 10
+    page = client.get("/products", params={"offset": 5, "limit": 5}).json()
+    assert page["products"] == everything["products"][5:10]
+    found = client.get("/products", params={"q": "heart"}).json()
+    assert found["total"] >= 1 and all("HEART" in p["description"] for p in found["products"])
+    item = next(p for p in everything["products"] if p["stockcode"] == "85123A")
+    assert item["price_min"] < item["price_max"] and item["rows"] > 0
+    assert client.get("/products", params={"limit": 0}).status_code == 422
+
+
+def test_model_route_lists_the_serving_order_with_metrics(client, smoke_run) -> None:
+    body = client.get("/model").json()
+    assert [f"{m['name']}:{m['version']}" for m in body["models"]] == smoke_run.record["serving_order"]
+    assert [m["role"] for m in body["models"]][:2] == ["primary", "fallback-1"]
+    assert "mse" in body["models"][0]["metrics"]["test"] and body["models"][0]["trained_at"]
+    assert body["not_loaded"] == [] and body["cache"] == {"backend": "memory", "healthy": True}
+
+
+def test_openapi_describes_the_inputs(client) -> None:
+    spec = client.get("/docs.json").json()
+    assert "/price_sweep" in spec["paths"] and "/invocations" in spec["paths"]
+    text = str(spec)
+    assert "Product stock code" in text and "85123A" in text

@@ -1,0 +1,68 @@
+"""The optional API key: required everywhere except health checks, docs and CORS preflights."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from pricing.auth import APIKeyMiddleware, internal_call
+
+
+def ok(request) -> PlainTextResponse:
+    return PlainTextResponse("ok")
+
+
+@pytest.fixture
+def client() -> TestClient:
+    routes = [Route(path, ok, methods=["GET", "POST", "OPTIONS"]) for path in ("/price_sweep", "/ping", "/metrics")]
+    app = Starlette(routes=routes)
+    app.add_middleware(APIKeyMiddleware, api_key="s3cret")
+    return TestClient(app)
+
+
+def test_requests_without_the_key_are_refused(client) -> None:
+    response = client.post("/price_sweep")
+    assert response.status_code == 401
+    assert response.json() == {"error": "missing or wrong x-api-key header"}
+    assert client.post("/price_sweep", headers={"x-api-key": "guess"}).status_code == 401
+
+
+def test_the_right_key_passes(client) -> None:
+    assert client.post("/price_sweep", headers={"X-API-Key": "s3cret"}).text == "ok"
+
+
+@pytest.mark.parametrize("path", ["/ping", "/metrics"])
+def test_health_and_metrics_stay_open(client, path) -> None:
+    assert client.get(path).status_code == 200
+
+
+def test_cors_preflight_is_not_blocked(client) -> None:
+    assert client.options("/price_sweep").status_code == 200
+
+
+def test_an_empty_key_is_a_configuration_error() -> None:
+    with pytest.raises(ValueError, match="must not be empty"):
+        APIKeyMiddleware(Starlette(), api_key="")
+
+
+def test_the_services_calls_to_itself_pass_without_a_key() -> None:
+    # BentoML's self-proxy awaits the app in the calling task, exactly like httpx's ASGI transport here.
+    app = Starlette(routes=[Route("/predict_batch", ok, methods=["POST"])])
+    app.add_middleware(APIKeyMiddleware, api_key="s3cret")
+
+    async def call(internal: bool) -> int:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost:3000") as client:
+            if internal:
+                with internal_call():
+                    return (await client.post("/predict_batch")).status_code
+            return (await client.post("/predict_batch")).status_code
+
+    assert asyncio.run(call(internal=True)) == 200
+    assert asyncio.run(call(internal=False)) == 401
