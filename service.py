@@ -31,6 +31,8 @@ from pricing.settings import load_settings
 from pricing.sweep import DEFAULT_BINS, SweepInputError, SweepRequest, UnknownProductError
 
 log = logging.getLogger("pricing.service")
+# BentoML configures only its own loggers; let ours (model loading, fallbacks, cache outages) through too.
+logging.getLogger("pricing").setLevel(logging.INFO)
 
 SETTINGS = load_settings()
 SERVING_ORDER = [str(model.tag) for model in serving_order(SETTINGS.run_id)]
@@ -75,11 +77,14 @@ class Pricing:
             [getattr(self, name) for name in MODEL_ATTRIBUTES], time_budget_s=SETTINGS.model_timeout_s
         )
         self.cache = make_cache(SETTINGS.redis_url, SETTINGS.cache_ttl_seconds, cluster=SETTINGS.redis_cluster)
+        # BentoML's own start-up line says where it listens; this one says what it serves.
         log.info(
-            "pricing service ready on port %d with %d of %d models (%s); cache: %s",
-            SETTINGS.port, len(self.engine.models), len(SERVING_ORDER),
-            ", ".join(f"{m.tag} [{m.role}]" for m in self.engine.models) or "none", self.cache.backend,
-        )  # fmt: skip
+            "serving %d of %d models: %s; cache: %s",
+            len(self.engine.models),
+            len(SERVING_ORDER),
+            ", ".join(f"{m.tag} [{m.role}]" for m in self.engine.models) or "none",
+            self.cache.backend,
+        )
 
     def __is_ready__(self) -> bool:
         return self.engine.ready

@@ -25,9 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port
+from tests.support import ROOT, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 _BENTOML_HOME = Path(tempfile.mkdtemp(prefix="pricing-test-bentoml-"))
 os.environ["BENTOML_HOME"] = str(_BENTOML_HOME)
 os.environ["BENTOML_DO_NOT_TRACK"] = "1"
