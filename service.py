@@ -13,16 +13,29 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Annotated, Any
 
 import bentoml
 import numpy as np
-from fastapi import FastAPI, HTTPException, Query
+import pandas as pd
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from pricing.api import SweepIn, SweepOut, legacy_rows, sweep_out
+from pricing.api import (
+    PredictIn,
+    PredictOut,
+    SweepIn,
+    SweepOut,
+    csv_records,
+    legacy_rows,
+    predict_out,
+    rows_frame,
+    sweep_out,
+)
 from pricing.auth import APIKeyMiddleware, internal_call
 from pricing.cache import cache_key, make_cache
 from pricing.registry import serving_order
@@ -104,10 +117,10 @@ class Pricing:
         """Demand and revenue over a grid of prices for one product, and the revenue-maximising price."""
         return SweepOut.model_validate(await self._answer(SweepIn(**params).to_request()))
 
-    @bentoml.api(route="/invocations", input_spec=SweepIn, output_spec=SweepOut)
-    async def invocations(self, **params: Any) -> SweepOut:
-        """SageMaker's inference route: the same sweep as /price_sweep."""
-        return SweepOut.model_validate(await self._answer(SweepIn(**params).to_request()))
+    @bentoml.api(route="/predict", input_spec=PredictIn, output_spec=PredictOut)
+    async def predict(self, **params: Any) -> PredictOut:
+        """Predicted quantity of each transaction row, with the primary model (falling back as sweeps do)."""
+        return PredictOut.model_validate(await self._rows(PredictIn(**params)))
 
     async def _predict_batched(self, matrix: np.ndarray) -> np.ndarray:
         # Through BentoML's own client, so concurrent sweeps share batches; a call to ourselves needs no key.
@@ -119,20 +132,39 @@ class Pricing:
         cached = self.cache.get(key)
         if cached is not None:
             return {**json.loads(cached), "cached": True}
-        try:
+        with _http_errors():
             answer = await self.engine.sweep(request, primary_predict=self._predict_batched)
-        except SweepInputError as exc:
-            raise bentoml.exceptions.BadInput(str(exc)) from exc
-        except UnknownProductError as exc:
-            raise bentoml.exceptions.NotFound(str(exc)) from exc
-        except ModelsUnavailableError as exc:
-            raise bentoml.exceptions.ServiceUnavailable(str(exc)) from exc
         body = sweep_out(answer)
         self.cache.set(key, json.dumps(body).encode())
         return body
 
-    # GET routes live on the mounted FastAPI app (BentoML's APIs are POST only); BentoML injects the
-    # service instance as their first parameter.
+    async def _rows(self, payload: PredictIn) -> dict[str, Any]:
+        frame = rows_frame(payload.rows)
+        with _http_errors():
+            answer = await self.engine.predict_rows(frame, primary_predict=self._predict_batched)
+        return predict_out(answer, frame)
+
+    # Routes that BentoML's POST-only, one-schema APIs cannot express live on the mounted FastAPI app;
+    # BentoML injects the service instance as their first parameter.
+    @web.post("/invocations")
+    async def invocations(self, request: Request) -> JSONResponse:
+        """SageMaker's inference route: a sweep request, or transaction rows as JSON {"rows": [...]} or CSV."""
+        raw = await request.body()
+        try:
+            if request.headers.get("content-type", "").split(";")[0].strip() == "text/csv":
+                payload: Any = {"rows": csv_records(raw)}
+            else:
+                payload = json.loads(raw or b"{}")
+            if isinstance(payload, dict) and "rows" in payload:
+                return JSONResponse(await self._rows(PredictIn.model_validate(payload)))
+            return JSONResponse(await self._answer(SweepIn.model_validate(payload).to_request()))
+        except ValidationError as exc:
+            raise HTTPException(status_code=400, detail=_describe(exc)) from exc
+        except (ValueError, pd.errors.ParserError) as exc:
+            raise HTTPException(status_code=400, detail=f"body: not valid JSON or CSV ({exc})") from exc
+        except bentoml.exceptions.BentoMLException as exc:
+            raise HTTPException(status_code=exc.error_code, detail=str(exc)) from exc
+
     @web.get("/ping")
     def ping(self) -> JSONResponse:
         """SageMaker's health check: 200 when at least one model is loaded, else 503."""
@@ -198,6 +230,19 @@ class Pricing:
 
 if SETTINGS.api_key:
     Pricing.add_asgi_middleware(APIKeyMiddleware, api_key=SETTINGS.api_key)
+
+
+@contextmanager
+def _http_errors() -> Iterator[None]:
+    """Turn the core's errors into BentoML's HTTP errors: 400 bad input, 404 unknown product, 503 no model."""
+    try:
+        yield
+    except SweepInputError as exc:
+        raise bentoml.exceptions.BadInput(str(exc)) from exc
+    except UnknownProductError as exc:
+        raise bentoml.exceptions.NotFound(str(exc)) from exc
+    except ModelsUnavailableError as exc:
+        raise bentoml.exceptions.ServiceUnavailable(str(exc)) from exc
 
 
 def _describe(error: ValidationError) -> str:

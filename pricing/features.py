@@ -241,3 +241,55 @@ class FeaturePipeline:
         context = self.encode_context(rows)
         prices = price_features(rows["UnitPrice"].to_numpy(), self.reference_price(rows["StockCode"]))
         return np.hstack([context, prices])
+
+
+class HistoryIndex:
+    """History features for new rows, as of each row's own time, from a table of earlier transactions.
+
+    Training computes HISTORY_COLUMNS over the whole log (``add_history_features``); a served model only
+    has the history it carries (its context rows). This index answers the same three questions for rows
+    a client sends: product lines in the 28 days before the row, the customer's earlier invoices (distinct
+    invoice times) and their mean log quantity, each from history rows strictly earlier than the row.
+    """
+
+    def __init__(self, history: pd.DataFrame) -> None:
+        frame = pd.DataFrame({
+            "code": history["StockCode"].to_numpy(), "customer": history["CustomerID"].to_numpy(),
+            "t": _epoch_seconds(history["InvoiceDate"]), "logq": to_target(history["Quantity"]),
+        }).sort_values("t", kind="stable")  # fmt: skip
+        self._product_times = {code: g.to_numpy() for code, g in frame.groupby("code", sort=False)["t"]}
+        self._customers: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for customer, group in frame.dropna(subset=["customer"]).groupby("customer", sort=False):
+            times = group["t"].to_numpy()
+            new_invoice = np.r_[True, times[1:] != times[:-1]]
+            self._customers[customer] = (
+                times,
+                np.concatenate([[0], np.cumsum(new_invoice)]),  # distinct invoice times among the first i rows
+                np.concatenate([[0.0], np.cumsum(group["logq"].to_numpy())]),  # sum of log q of the first i rows
+            )
+
+    def features(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """``rows`` with HISTORY_COLUMNS added."""
+        seconds = _epoch_seconds(rows["InvoiceDate"])
+        window = int(_WINDOW.total_seconds())
+        lines, prior, past_mean = [], [], []
+        for code, customer, t in zip(rows["StockCode"], rows["CustomerID"], seconds, strict=True):
+            product = self._product_times.get(code, _NO_TIMES)
+            lines.append(np.searchsorted(product, t, "left") - np.searchsorted(product, t - window, "left"))
+            times, invoices, logq_sums = self._customers.get(customer, (_NO_TIMES, _ZERO, _ZERO))
+            earlier = int(np.searchsorted(times, t, "left"))
+            prior.append(int(invoices[earlier]))
+            past_mean.append(logq_sums[earlier] / earlier if earlier else np.nan)
+        return rows.assign(
+            product_lines_28d=np.asarray(lines, dtype=np.int64),
+            customer_prior_invoices=np.asarray(prior, dtype=np.int64),
+            customer_past_mean_logq=np.asarray(past_mean, dtype=np.float64),
+        )
+
+
+_NO_TIMES = np.empty(0, dtype=np.int64)
+_ZERO = np.zeros(1)
+
+
+def _epoch_seconds(dates: pd.Series) -> np.ndarray:
+    return pd.to_datetime(dates).to_numpy().astype("datetime64[s]").astype(np.int64)

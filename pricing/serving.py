@@ -9,6 +9,9 @@ serving order: a model whose predict call raises, returns non-finite values or e
 budget is skipped, counted in ``pricing_fallbacks_total`` and the next one answers. The answer says which
 model answered and why the ones before it did not. When every model fails, ``ModelsUnavailableError``.
 
+``predict_rows`` answers transaction rows the same way, computing their history features as of each row's
+time from the context rows the models carry (``pricing.features.HistoryIndex``).
+
 The primary's predict call can be supplied by the caller (the BentoML service routes it through its
 adaptive-batching API); fallbacks predict in a worker thread. A call that exceeds its budget is abandoned,
 not killed: Python cannot stop a running thread, so its result is discarded when it arrives.
@@ -20,13 +23,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import bentoml
 import numpy as np
 import pandas as pd
 
+from pricing.features import HistoryIndex, from_target
 from pricing.metrics import FALLBACKS
 from pricing.registry import StoredModel, load_model
 from pricing.sweep import Sweeper, SweepPlan, SweepRequest, SweepResult
@@ -79,17 +83,31 @@ class ServedModel:
 
 
 @dataclass(frozen=True)
-class SweepAnswer:
-    """A sweep result, the model that produced it, and the models that failed before it."""
+class Answer:
+    """Which model answered, and the models that failed before it."""
 
-    result: SweepResult
     model: ServedModel
-    failures: list[tuple[str, str]] = field(default_factory=list)
+    failures: list[tuple[str, str]]
 
     @property
     def fallback_used(self) -> bool:
         """Whether a model other than the primary answered (it failed at this call or at load)."""
         return self.model.rank > 0
+
+
+@dataclass(frozen=True)
+class SweepAnswer(Answer):
+    """A sweep result and the model that produced it."""
+
+    result: SweepResult
+
+
+@dataclass(frozen=True)
+class RowsAnswer(Answer):
+    """Predicted quantities for transaction rows, and whether each row's product was seen in training."""
+
+    quantity: np.ndarray
+    known_product: np.ndarray
 
 
 class PricingEngine:
@@ -106,6 +124,7 @@ class PricingEngine:
         self.time_budget_s = time_budget_s
         # One run's models share pipeline and context rows, so one sweeper plans for all of them.
         self._sweeper = self.models[0].stored.sweeper() if self.models else None
+        self._history: HistoryIndex | None = None  # built on the first predict_rows call
 
     @classmethod
     def load(cls, refs: Sequence[bentoml.Model | str], time_budget_s: float = DEFAULT_TIME_BUDGET_S) -> PricingEngine:
@@ -152,14 +171,32 @@ class PricingEngine:
     async def sweep(self, request: SweepRequest, primary_predict: AsyncPredict | None = None) -> SweepAnswer:
         """Answer a sweep along the serving order; ``primary_predict`` replaces the primary's own predict."""
         plan = self.plan(request)
+        log_q, model, failures = await self._predict(plan.matrix, primary_predict)
+        return SweepAnswer(model=model, failures=failures, result=Sweeper.summarise(plan, log_q))
+
+    async def predict_rows(self, rows: pd.DataFrame, primary_predict: AsyncPredict | None = None) -> RowsAnswer:
+        """Predicted quantity of each transaction row (StockCode, UnitPrice, InvoiceDate, CustomerID, Country),
+        with history features computed as of each row's time from the history the models carry."""
+        first = self._first()
+        if self._history is None:
+            self._history = HistoryIndex(first.stored.context.rows)
+        enriched = self._history.features(rows)
+        log_q, model, failures = await self._predict(first.stored.pipeline.transform(enriched), primary_predict)
+        known = rows["StockCode"].isin(first.stored.pipeline.products_.index).to_numpy()
+        return RowsAnswer(model=model, failures=failures, quantity=from_target(log_q), known_product=known)
+
+    async def _predict(
+        self, matrix: np.ndarray, primary_predict: AsyncPredict | None
+    ) -> tuple[np.ndarray, ServedModel, list[tuple[str, str]]]:
+        """The first valid predictions along the serving order, the model that made them, and the failures."""
         failures: list[tuple[str, str]] = []
         for index, model in enumerate(self.models):
             call = primary_predict if index == 0 and primary_predict is not None else _in_thread(model)
             try:
-                log_q = await asyncio.wait_for(call(plan.matrix), timeout=self.time_budget_s)
+                log_q = await asyncio.wait_for(call(matrix), timeout=self.time_budget_s)
                 log_q = np.asarray(log_q, dtype=np.float64).ravel()
-                if log_q.shape != (len(plan.matrix),):
-                    raise ValueError(f"returned {log_q.shape[0]} predictions for {len(plan.matrix)} rows")
+                if log_q.shape != (len(matrix),):
+                    raise ValueError(f"returned {log_q.shape[0]} predictions for {len(matrix)} rows")
                 if not np.isfinite(log_q).all():
                     self._fail(model, "non_finite", "returned non-finite predictions", failures)
                     continue
@@ -169,7 +206,7 @@ class PricingEngine:
             except Exception as exc:  # a failing model is the reason fallbacks exist
                 self._fail(model, "error", f"{type(exc).__name__}: {exc}", failures)
                 continue
-            return SweepAnswer(result=Sweeper.summarise(plan, log_q), model=model, failures=failures)
+            return log_q, model, failures
         raise ModelsUnavailableError(failures or self.load_errors)
 
     @staticmethod

@@ -164,3 +164,67 @@ def test_openapi_describes_the_inputs(client) -> None:
     assert "/price_sweep" in spec["paths"] and "/invocations" in spec["paths"]
     text = str(spec)
     assert "Product stock code" in text and "85123A" in text
+
+
+ROWS = [
+    {"StockCode": "85123A", "UnitPrice": 2.55, "InvoiceDate": "2011-12-01T10:00:00", "CustomerID": 17850,
+     "Country": "United Kingdom", "Quantity": 6, "InvoiceNo": "536365"},
+    {"stockcode": "22423", "unit_price": 12.75, "invoice_date": "2011-12-02T11:30:00", "country": "France"},
+    {"StockCode": "99999Z", "UnitPrice": 1.0, "InvoiceDate": "2011-12-03T09:00:00"},
+]  # fmt: skip
+
+
+def test_predict_answers_each_row_in_order(client) -> None:
+    response = client.post("/predict", json={"rows": ROWS})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"]["role"] == "primary" and body["fallback_used"] is False
+    predictions = body["predictions"]
+    assert [p["stockcode"] for p in predictions] == ["85123A", "22423", "99999Z"]
+    assert [p["known_product"] for p in predictions] == [True, True, False]
+    assert all(p["quantity"] > 0 for p in predictions)
+
+
+def test_predict_demand_falls_with_price(client) -> None:
+    rows = [{**ROWS[0], "UnitPrice": price} for price in (1.5, 2.5, 3.5)]
+    quantities = [p["quantity"] for p in client.post("/predict", json={"rows": rows}).json()["predictions"]]
+    assert quantities[0] > quantities[-1]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"rows": []}, "rows"),
+        ({"rows": [{**ROWS[0], "UnitPrice": 0}]}, "UnitPrice"),
+        ({"rows": [{**ROWS[0], "InvoiceDate": "yesterday"}]}, "InvoiceDate"),
+        ({"rows": [{"UnitPrice": 2.0, "InvoiceDate": "2011-12-01"}]}, "StockCode"),
+    ],
+)
+def test_bad_rows_get_an_error_naming_the_field(client, body, field) -> None:
+    response = client.post("/predict", json=body)
+    assert response.status_code == 400, response.text
+    assert field in response.text
+
+
+def test_invocations_takes_rows_as_json_and_as_csv(client) -> None:
+    as_json = client.post("/invocations", json={"rows": ROWS[:1]}).json()
+    csv = "StockCode,UnitPrice,InvoiceDate,CustomerID,Country\n85123A,2.55,2011-12-01 10:00:00,17850,United Kingdom\n"
+    as_csv = client.post("/invocations", content=csv, headers={"content-type": "text/csv"})
+    assert as_csv.status_code == 200, as_csv.text
+    assert as_csv.json()["predictions"] == as_json["predictions"]
+    assert client.post("/predict", json={"rows": ROWS[:1]}).json()["predictions"] == as_json["predictions"]
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status", "text"),
+    [
+        ("{not json", "application/json", 400, "body"),
+        ('{"stockcode": "85123A", "bins": 1}', "application/json", 400, "bins"),
+        ('{"stockcode": "NOPE"}', "application/json", 404, "NOPE"),
+        ("StockCode,UnitPrice\n85123A,2.0\n", "text/csv", 400, "InvoiceDate"),
+    ],
+)
+def test_invocations_errors(client, content, content_type, status, text) -> None:
+    response = client.post("/invocations", content=content, headers={"content-type": content_type})
+    assert response.status_code == status, response.text
+    assert text in response.text

@@ -11,6 +11,7 @@ from pricing.features import (
     FEATURES,
     PRICE_FEATURES,
     FeaturePipeline,
+    HistoryIndex,
     add_history_features,
     from_target,
     price_features,
@@ -127,3 +128,17 @@ def test_target_transform_round_trips() -> None:
 def test_unfitted_pipeline_says_so(tiny) -> None:
     with pytest.raises(RuntimeError, match="not fitted"):
         FeaturePipeline().transform(tiny.split.val)
+
+
+def test_history_index_matches_the_training_history_features(tiny) -> None:
+    clean = tiny.enriched.drop(columns=["product_lines_28d", "customer_prior_invoices", "customer_past_mean_logq"])
+    cut = clean["InvoiceDate"].quantile(0.8)
+    history, later = clean[clean["InvoiceDate"] < cut], clean[clean["InvoiceDate"] >= cut]
+    served = HistoryIndex(history).features(later.head(40)).reset_index(drop=True)
+    for i, (_, row) in enumerate(later.head(40).iterrows()):
+        trained = add_history_features(pd.concat([history, row.to_frame().T.astype(history.dtypes)])).iloc[-1]
+        assert served.loc[i, "product_lines_28d"] == trained["product_lines_28d"]
+        assert served.loc[i, "customer_prior_invoices"] == trained["customer_prior_invoices"]
+        assert served.loc[i, "customer_past_mean_logq"] == pytest.approx(
+            trained["customer_past_mean_logq"], nan_ok=True
+        )
