@@ -64,9 +64,9 @@ class StoredModel:
     context: ContextStore
     metadata: dict[str, Any]
 
-    def sweeper(self, cache_size: int = 1_024) -> Sweeper:
+    def sweeper(self) -> Sweeper:
         """A price sweeper that predicts with this model."""
-        return Sweeper(self.pipeline, self.context, self.estimator.predict, cache_size=cache_size)
+        return Sweeper(self.pipeline, self.context, self.estimator.predict)
 
 
 def save_model(

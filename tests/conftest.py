@@ -194,7 +194,6 @@ def smoke_run(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Smo
 class TinyAssets:
     """A small synthetic data set carried through cleaning, history features, split and a fitted pipeline."""
 
-    raw: object  # pricing.synthetic.SyntheticData
     enriched: object  # pd.DataFrame
     split: object  # pricing.features.Split
     pipeline: object  # pricing.features.FeaturePipeline
@@ -214,4 +213,4 @@ def tiny() -> TinyAssets:
     enriched = add_history_features(clean)
     split = split_by_time(enriched)
     pipeline = FeaturePipeline().fit(split.train)
-    return TinyAssets(raw, enriched, split, pipeline, ContextStore.build(enriched, pipeline))
+    return TinyAssets(enriched, split, pipeline, ContextStore.build(enriched, pipeline))
