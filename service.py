@@ -3,8 +3,13 @@
 A thin adapter over ``pricing``: the serving order recorded by training decides which stored models are
 declared (``primary``, ``fallback_1``, ...), so ``bentoml build`` packs exactly those; requests are
 validated by ``pricing.api``, answered by ``pricing.serving.PricingEngine`` and cached by
-``pricing.cache``. The primary's predict calls go through ``predict_batch``, an adaptive-batching API
-over numpy rows, so concurrent sweeps share model calls.
+``pricing.cache``. The primary's model calls go through adaptive-batching APIs over numpy arrays, so
+concurrent requests share model calls: ``sweep_batch`` takes packed sweep plans (a product's number and a
+price grid, about 1 KB for a default sweep; the context block stays cached in the process,
+``pricing.sweep.Sweeper.pack``) and returns their curve statistics; ``predict_batch`` takes model-matrix
+rows for ``/predict``. BentoML routes these calls through its in-process client, which sends JSON (the
+main service refuses pickle), so what crosses it is kept small: a default sweep's model matrix as JSON
+was 27 MB and 600-700 ms per call.
 
     bentoml serve service:Pricing            # or: make serve
 """
@@ -41,7 +46,15 @@ from pricing.cache import cache_key, make_cache
 from pricing.registry import serving_order
 from pricing.serving import ModelsUnavailableError, PricingEngine
 from pricing.settings import load_settings
-from pricing.sweep import DEFAULT_BINS, SweepInputError, SweepRequest, UnknownProductError
+from pricing.sweep import (
+    DEFAULT_BINS,
+    MAX_BINS,
+    Sweeper,
+    SweepInputError,
+    SweepPlan,
+    SweepRequest,
+    UnknownProductError,
+)
 
 log = logging.getLogger("pricing.service")
 # BentoML configures only its own loggers; let ours (model loading, fallbacks, cache outages) through too.
@@ -52,6 +65,8 @@ SERVING_ORDER = [str(model.tag) for model in serving_order(SETTINGS.run_id)]
 MODEL_ATTRIBUTES = ["primary" if rank == 0 else f"fallback_{rank}" for rank in range(len(SERVING_ORDER))]
 
 web = FastAPI(title="pricing routes outside BentoML's POST APIs")
+# Rows per adaptive batch of packed sweep plans (1 + grid prices each): 50 of the largest grids.
+SWEEP_BATCH_ROWS = 50 * (1 + MAX_BINS)
 
 
 def declare_models(cls: type) -> type:
@@ -107,6 +122,11 @@ class Pricing:
         """Release the cache's connections when the worker stops."""
         self.cache.close()
 
+    @bentoml.api(batchable=True, batch_dim=0, max_batch_size=SWEEP_BATCH_ROWS, max_latency_ms=2_000)
+    def sweep_batch(self, plans: np.ndarray) -> np.ndarray:
+        """Curve statistics of packed sweep plans, with the first loaded model (batched across requests)."""
+        return self.engine.predict_packed(plans)
+
     @bentoml.api(batchable=True, batch_dim=0, max_batch_size=200_000, max_latency_ms=2_000)
     def predict_batch(self, matrix: np.ndarray) -> np.ndarray:
         """Predicted log quantity for model-matrix rows, with the first loaded model (batched across requests)."""
@@ -122,8 +142,12 @@ class Pricing:
         """Predicted quantity of each transaction row, with the primary model (falling back as sweeps do)."""
         return PredictOut.model_validate(await self._rows(PredictIn(**params)))
 
+    async def _sweep_batched(self, plan: SweepPlan) -> np.ndarray:
+        # Through the batching API, so concurrent sweeps share model calls; a call to ourselves needs no key.
+        with internal_call():
+            return Sweeper.unpack_stats(plan, await self.to_async.sweep_batch(self.engine.pack(plan)))
+
     async def _predict_batched(self, matrix: np.ndarray) -> np.ndarray:
-        # Through BentoML's own client, so concurrent sweeps share batches; a call to ourselves needs no key.
         with internal_call():
             return await self.to_async.predict_batch(matrix)
 
@@ -133,7 +157,7 @@ class Pricing:
         if cached is not None:
             return {**json.loads(cached), "cached": True}
         with _http_errors():
-            answer = await self.engine.sweep(request, primary_predict=self._predict_batched)
+            answer = await self.engine.sweep(request, primary_sweep=self._sweep_batched)
         body = sweep_out(answer)
         self.cache.set(key, json.dumps(body).encode())
         return body

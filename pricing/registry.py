@@ -66,7 +66,7 @@ class StoredModel:
 
     def sweeper(self) -> Sweeper:
         """A price sweeper that predicts with this model."""
-        return Sweeper(self.pipeline, self.context, self.estimator.predict)
+        return Sweeper(self.pipeline, self.context, self.estimator.predict, self.estimator.predict_grid)
 
 
 def save_model(

@@ -4,17 +4,19 @@
 load (missing or corrupt files) is logged and skipped; the engine is ready while at least one model loaded.
 
 A sweep is validated and planned once, with the first loaded model's sweeper (every model of one run
-carries the same pipeline and context rows, so they share the matrix). Then the models are tried in
-serving order: a model whose predict call raises, returns non-finite values or exceeds the per-call time
-budget is skipped, counted in ``pricing_fallbacks_total`` and the next one answers. The answer says which
-model answered and why the ones before it did not. When every model fails, ``ModelsUnavailableError``.
+carries the same pipeline and context rows, so they share the plan). Then the models are tried in
+serving order, each predicting the plan's grid (``PriceModel.predict_grid``) into curve statistics: a
+model whose predict call raises, returns non-finite values or exceeds the per-call time budget is
+skipped, counted in ``pricing_fallbacks_total`` and the next one answers. The answer says which model
+answered and why the ones before it did not. When every model fails, ``ModelsUnavailableError``.
 
 ``predict_rows`` answers transaction rows the same way, computing their history features as of each row's
 time from the context rows the models carry (``pricing.features.HistoryIndex``).
 
-The primary's predict call can be supplied by the caller (the BentoML service routes it through its
-adaptive-batching API); fallbacks predict in a worker thread. A call that exceeds its budget is abandoned,
-not killed: Python cannot stop a running thread, so its result is discarded when it arrives.
+The primary's call can be supplied by the caller (the BentoML service routes it through its
+adaptive-batching APIs); otherwise, and for fallbacks, models predict in a worker thread. A call that
+exceeds its budget is abandoned, not killed: Python cannot stop a running thread, so its result is
+discarded when it arrives.
 """
 
 from __future__ import annotations
@@ -33,12 +35,13 @@ import pandas as pd
 from pricing.features import HistoryIndex, from_target
 from pricing.metrics import FALLBACKS
 from pricing.registry import StoredModel, load_model
-from pricing.sweep import Sweeper, SweepPlan, SweepRequest, SweepResult
+from pricing.sweep import STATS, Sweeper, SweepPlan, SweepRequest, SweepResult, curve_stats
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIME_BUDGET_S = 5.0
-AsyncPredict = Callable[[np.ndarray], Awaitable[np.ndarray]]
+AsyncPredict = Callable[[np.ndarray], Awaitable[np.ndarray]]  # model-matrix rows -> log quantity
+AsyncSweep = Callable[[SweepPlan], Awaitable[np.ndarray]]  # plan -> its curve_stats
 
 
 class ModelsUnavailableError(RuntimeError):
@@ -164,15 +167,31 @@ class PricingEngine:
 
     def plan(self, request: SweepRequest) -> SweepPlan:
         """Validate and plan a sweep; raises SweepInputError or UnknownProductError for bad requests."""
+        return self._sweeper_or_fail().plan(request)
+
+    def _sweeper_or_fail(self) -> Sweeper:
         if self._sweeper is None:
             raise ModelsUnavailableError(self.load_errors)
-        return self._sweeper.plan(request)
+        return self._sweeper
 
-    async def sweep(self, request: SweepRequest, primary_predict: AsyncPredict | None = None) -> SweepAnswer:
-        """Answer a sweep along the serving order; ``primary_predict`` replaces the primary's own predict."""
+    def pack(self, plan: SweepPlan) -> np.ndarray:
+        """A plan as a small array for a batching API (``Sweeper.pack``)."""
+        return self._sweeper_or_fail().pack(plan)
+
+    def predict_packed(self, packed: np.ndarray) -> np.ndarray:
+        """Curve statistics of a batch of packed plans, with the first loaded model (``Sweeper.predict_packed``)."""
+        return self._sweeper_or_fail().predict_packed(self._first().stored.estimator.predict_grid, packed)
+
+    async def sweep(self, request: SweepRequest, primary_sweep: AsyncSweep | None = None) -> SweepAnswer:
+        """Answer a sweep along the serving order; ``primary_sweep`` replaces the primary's own grid prediction."""
         plan = self.plan(request)
-        log_q, model, failures = await self._predict(plan.matrix, primary_predict)
-        return SweepAnswer(model=model, failures=failures, result=Sweeper.summarise(plan, log_q))
+
+        def stats(model: ServedModel) -> np.ndarray:
+            return curve_stats(model.stored.estimator.predict_grid(plan.context, plan.price_block))
+
+        primary = None if primary_sweep is None else lambda: primary_sweep(plan)
+        stats_, model, failures = await self._along_order(stats, primary, (len(plan.prices), len(STATS)))
+        return SweepAnswer(model=model, failures=failures, result=Sweeper.summarise(plan, stats_))
 
     async def predict_rows(self, rows: pd.DataFrame, primary_predict: AsyncPredict | None = None) -> RowsAnswer:
         """Predicted quantity of each transaction row (StockCode, UnitPrice, InvoiceDate, CustomerID, Country),
@@ -180,24 +199,32 @@ class PricingEngine:
         first = self._first()
         if self._history is None:
             self._history = HistoryIndex(first.stored.context.rows)
-        enriched = self._history.features(rows)
-        log_q, model, failures = await self._predict(first.stored.pipeline.transform(enriched), primary_predict)
+        matrix = first.stored.pipeline.transform(self._history.features(rows))
+        primary = None if primary_predict is None else lambda: primary_predict(matrix)
+        log_q, model, failures = await self._along_order(
+            lambda m: m.stored.estimator.predict(matrix), primary, (len(matrix),)
+        )
         known = rows["StockCode"].isin(first.stored.pipeline.products_.index).to_numpy()
         return RowsAnswer(model=model, failures=failures, quantity=from_target(log_q), known_product=known)
 
-    async def _predict(
-        self, matrix: np.ndarray, primary_predict: AsyncPredict | None
+    async def _along_order(
+        self,
+        compute: Callable[[ServedModel], np.ndarray],
+        primary: Callable[[], Awaitable[np.ndarray]] | None,
+        shape: tuple[int, ...],
     ) -> tuple[np.ndarray, ServedModel, list[tuple[str, str]]]:
-        """The first valid predictions along the serving order, the model that made them, and the failures."""
+        """The first valid result along the serving order, the model that made it, and the failures before it.
+
+        ``compute(model)`` runs in a worker thread; ``primary``, when given, replaces it for the primary.
+        """
         failures: list[tuple[str, str]] = []
         for index, model in enumerate(self.models):
-            call = primary_predict if index == 0 and primary_predict is not None else _in_thread(model)
+            call = primary if index == 0 and primary is not None else _in_thread(compute, model)
             try:
-                log_q = await asyncio.wait_for(call(matrix), timeout=self.time_budget_s)
-                log_q = np.asarray(log_q, dtype=np.float64).ravel()
-                if log_q.shape != (len(matrix),):
-                    raise ValueError(f"returned {log_q.shape[0]} predictions for {len(matrix)} rows")
-                if not np.isfinite(log_q).all():
+                result = np.asarray(await asyncio.wait_for(call(), timeout=self.time_budget_s), dtype=np.float64)
+                if result.shape != shape:
+                    raise ValueError(f"returned shape {result.shape}, expected {shape}")
+                if not np.isfinite(result).all():
                     self._fail(model, "non_finite", "returned non-finite predictions", failures)
                     continue
             except TimeoutError:
@@ -206,7 +233,7 @@ class PricingEngine:
             except Exception as exc:  # a failing model is the reason fallbacks exist
                 self._fail(model, "error", f"{type(exc).__name__}: {exc}", failures)
                 continue
-            return log_q, model, failures
+            return result, model, failures
         raise ModelsUnavailableError(failures or self.load_errors)
 
     @staticmethod
@@ -216,8 +243,8 @@ class PricingEngine:
         failures.append((model.tag, detail))
 
 
-def _in_thread(model: ServedModel) -> AsyncPredict:
-    async def predict(matrix: np.ndarray) -> np.ndarray:
-        return await asyncio.to_thread(model.stored.estimator.predict, matrix)
+def _in_thread(compute: Callable[[ServedModel], np.ndarray], model: ServedModel) -> Callable[[], Awaitable[np.ndarray]]:
+    async def run() -> np.ndarray:
+        return await asyncio.to_thread(compute, model)
 
-    return predict
+    return run

@@ -7,11 +7,16 @@ context rows; predicted sales = price x median quantity; the optimum is the pric
 predicted sales.
 
 Work is done once where it can be. The context block of the model matrix (``FeaturePipeline.
-encode_context``) depends only on the product, so it is encoded once and cached; a sweep then builds
-its matrix with numpy (tile the context block, repeat the price block) and makes one predict call.
-``Sweeper.plan`` and ``Sweeper.summarise`` are separate so that a server can route the predict call
-through its own batching in between. ``Sweeper.naive_sweep`` is the slow reference the benchmark and
-the tests compare against: a cross-joined DataFrame run through the whole preprocessing.
+encode_context``) depends only on the product, so it is encoded once and cached; a sweep's plan is that
+block plus the grid's price block, and the model predicts the whole grid from the two
+(``PriceModel.predict_grid``: families that factorise over context and price never build the
+rows x prices matrix, the others predict on it, built with numpy). ``Sweeper.plan`` and the curve
+statistics are separate steps so that a server can route the predict call through its own batching in
+between: ``Sweeper.pack`` turns a plan into a small numpy array (the product's place in the context
+store, the context size and the price block; the context block itself stays in the sweeper's cache) that
+concatenates with other plans into a batch, and ``Sweeper.predict_packed`` answers such a batch with
+each plan's curve statistics. ``Sweeper.naive_sweep`` is the slow reference the benchmark and the tests
+compare against: a cross-joined DataFrame run through the whole preprocessing.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pricing.features import CONTEXT_COLUMNS, FeaturePipeline, from_target, price_features
+from pricing.features import CONTEXT_COLUMNS, PRICE_FEATURES, FeaturePipeline, from_target, price_features
+from pricing.models.base import grid_matrix
 
 DEFAULT_BINS = 100
 MIN_BINS, MAX_BINS = 2, 1_000
@@ -36,6 +42,9 @@ SINGLE_PRICE_SPAN = 0.2  # a product only ever sold at one price is swept over +
 CONTEXT_FILE, CATALOGUE_FILE = "context.parquet", "catalogue.parquet"
 
 Predictor = Callable[[np.ndarray], np.ndarray]
+GridPredictor = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (context block, price block) -> (prices, rows)
+STATS = ("median", "min", "max")  # curve statistics per grid price, the columns of curve_stats
+_HEADER, _PRICE_ROW = 0.0, 1.0  # row kinds of a packed plan
 
 
 class SweepInputError(ValueError):
@@ -68,6 +77,8 @@ class ContextStore:
         starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
         ends = np.r_[starts[1:], len(codes)]
         self._spans = {codes[s]: (int(s), int(e)) for s, e in zip(starts, ends, strict=True)}
+        self.codes = list(self._spans)  # a product's position here is its number in packed plans
+        self._positions = {code: i for i, code in enumerate(self.codes)}
 
     @classmethod
     def build(cls, enriched: pd.DataFrame, pipeline: FeaturePipeline, max_rows: int = MAX_CONTEXT) -> ContextStore:
@@ -96,6 +107,12 @@ class ContextStore:
 
     def __contains__(self, stockcode: object) -> bool:
         return stockcode in self._spans
+
+    def position(self, stockcode: str) -> int:
+        """The product's number in this store (its place in ``codes``)."""
+        if stockcode not in self._positions:
+            raise UnknownProductError(stockcode)
+        return self._positions[stockcode]
 
     def product_rows(self, stockcode: str, limit: int) -> pd.DataFrame:
         """The product's latest ``limit`` context rows, oldest first."""
@@ -183,12 +200,22 @@ class SweepResult:
 
 @dataclass(frozen=True)
 class SweepPlan:
-    """A validated sweep request and its model matrix, ready for one predict call."""
+    """A validated sweep request: its grid, the product's encoded context block and the grid's price block."""
 
     stockcode: str
     prices: np.ndarray
-    matrix: np.ndarray  # (len(prices) * context_rows, n_features), price-major
-    context_rows: int
+    context: np.ndarray  # (context rows, context columns), shared read-only by every sweep of the product
+    price_block: np.ndarray  # (len(prices), price columns)
+
+    @property
+    def context_rows(self) -> int:
+        """Number of context rows the sweep re-prices."""
+        return len(self.context)
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """The full model matrix, price-major (what a model without a factorised grid predicts on)."""
+        return grid_matrix(self.context, self.price_block)
 
 
 def build_price_grid(price_min: float, price_max: float, bins: int) -> np.ndarray:
@@ -196,15 +223,21 @@ def build_price_grid(price_min: float, price_max: float, bins: int) -> np.ndarra
     return np.linspace(price_min, price_max, bins)
 
 
-def summarise_curve(stockcode: str, prices: np.ndarray, log_quantity: np.ndarray, context_rows: int) -> SweepResult:
-    """Aggregate price-major predictions of shape (len(prices) * context_rows,) into a curve."""
-    quantity = from_target(np.asarray(log_quantity, dtype=np.float64)).reshape(len(prices), context_rows)
+def curve_stats(log_quantity: np.ndarray) -> np.ndarray:
+    """Median, minimum and maximum quantity per grid price (columns ``STATS``) from log quantities of shape
+    (grid prices, context rows)."""
+    quantity = from_target(np.asarray(log_quantity, dtype=np.float64))
+    return np.column_stack([np.median(quantity, axis=1), quantity.min(axis=1), quantity.max(axis=1)])
+
+
+def result_from_stats(stockcode: str, prices: np.ndarray, stats: np.ndarray, context_rows: int) -> SweepResult:
+    """The curve from ``curve_stats``."""
     return SweepResult(
         stockcode=stockcode,
         prices=prices,
-        quantity=np.median(quantity, axis=1),
-        quantity_min=quantity.min(axis=1),
-        quantity_max=quantity.max(axis=1),
+        quantity=stats[:, 0],
+        quantity_min=stats[:, 1],
+        quantity_max=stats[:, 2],
         context_rows=context_rows,
     )
 
@@ -214,15 +247,28 @@ def summarise_curve(stockcode: str, prices: np.ndarray, log_quantity: np.ndarray
 
 
 class Sweeper:
-    """Runs price sweeps for one fitted pipeline, context store and predict function."""
+    """Runs price sweeps for one fitted pipeline, context store and model.
+
+    ``predict`` predicts model-matrix rows; ``predict_grid`` (default: ``predict`` on the tiled matrix)
+    predicts a whole grid from a context block and a price block, as ``PriceModel.predict_grid`` does.
+    """
 
     def __init__(
-        self, pipeline: FeaturePipeline, store: ContextStore, predict: Predictor, cache_size: int = 1_024
+        self,
+        pipeline: FeaturePipeline,
+        store: ContextStore,
+        predict: Predictor,
+        predict_grid: GridPredictor | None = None,
+        cache_size: int = 1_024,
     ) -> None:
         self.pipeline = pipeline
         self.store = store
         self.predict = predict
+        self.predict_grid = predict_grid or self._predict_tiled
         self._context_block = lru_cache(maxsize=cache_size)(self._encode_context)
+
+    def _predict_tiled(self, context: np.ndarray, price_block: np.ndarray) -> np.ndarray:
+        return self.predict(grid_matrix(context, price_block)).reshape(len(price_block), len(context))
 
     def _encode_context(self, stockcode: str, limit: int) -> np.ndarray:
         block = self.pipeline.encode_context(self.store.product_rows(stockcode, limit))
@@ -252,28 +298,64 @@ class Sweeper:
         return lo, hi
 
     def plan(self, request: SweepRequest) -> SweepPlan:
-        """Validate a request and build its model matrix (context block from cache, price block per grid price)."""
+        """Validate a request and plan it: the context block from cache, the price block per grid price."""
         lo, hi = self.validate(request)
-        stockcode, bins = request.stockcode, request.bins
-        prices = build_price_grid(lo, hi, bins)
-        block = self._context_block(stockcode, request.context)
-        n_ctx, n_ctx_features = block.shape
-        ref_price = self.pipeline.reference_price(np.array([stockcode]))[0]
-        price_block = price_features(prices, ref_price)
-        matrix = np.empty((bins * n_ctx, n_ctx_features + price_block.shape[1]), dtype=np.float32)
-        matrix[:, :n_ctx_features].reshape(bins, n_ctx, n_ctx_features)[:] = block
-        matrix[:, n_ctx_features:] = np.repeat(price_block, n_ctx, axis=0)
-        return SweepPlan(stockcode=stockcode, prices=prices, matrix=matrix, context_rows=n_ctx)
+        prices = build_price_grid(lo, hi, request.bins)
+        ref_price = self.pipeline.reference_price(np.array([request.stockcode]))[0]
+        return SweepPlan(
+            stockcode=request.stockcode,
+            prices=prices,
+            context=self._context_block(request.stockcode, request.context),
+            price_block=price_features(prices, ref_price),
+        )
 
     @staticmethod
-    def summarise(plan: SweepPlan, log_quantity: np.ndarray) -> SweepResult:
-        """Turn the predictions for a plan's matrix into the curve."""
-        return summarise_curve(plan.stockcode, plan.prices, log_quantity, plan.context_rows)
+    def summarise(plan: SweepPlan, stats: np.ndarray) -> SweepResult:
+        """The curve from a plan and its ``curve_stats``."""
+        return result_from_stats(plan.stockcode, plan.prices, stats, plan.context_rows)
 
     def sweep(self, request: SweepRequest) -> SweepResult:
-        """Run a whole sweep with this sweeper's predict function."""
+        """Run a whole sweep with this sweeper's model."""
         plan = self.plan(request)
-        return self.summarise(plan, self.predict(plan.matrix))
+        return self.summarise(plan, curve_stats(self.predict_grid(plan.context, plan.price_block)))
+
+    def pack(self, plan: SweepPlan) -> np.ndarray:
+        """A plan as rows of a float32 array that concatenates with other plans into a batch.
+
+        A header row ``[0, product position, context rows, grid prices]``, then one row ``[1, price columns...]``
+        per grid price. The context block is not carried: ``predict_packed`` takes it from this sweeper's cache.
+        """
+        bins, n_price = plan.price_block.shape
+        packed = np.zeros((1 + bins, 1 + max(3, n_price)), dtype=np.float32)
+        packed[0, :4] = (_HEADER, self.store.position(plan.stockcode), plan.context_rows, bins)
+        packed[1:, 0] = _PRICE_ROW
+        packed[1:, 1 : 1 + n_price] = plan.price_block
+        return packed
+
+    def predict_packed(self, predict_grid: GridPredictor, packed: np.ndarray) -> np.ndarray:
+        """The ``curve_stats`` of every plan in a concatenation of packed plans, predicted with ``predict_grid``.
+
+        One float64 row per input row, so that a batch splits back per plan: a plan's first rows hold its
+        statistics, one row per grid price (``unpack_stats``), and its last row is zero.
+        """
+        n_price = len(PRICE_FEATURES)
+        out = np.zeros((len(packed), len(STATS)))
+        start = 0
+        while start < len(packed):
+            kind, position, n_ctx, bins = packed[start, :4]
+            if kind != _HEADER or not (0 <= position < len(self.store.codes)):
+                raise ValueError(f"row {start}: not the header row of a packed sweep plan")
+            bins = int(bins)
+            context = self._context_block(self.store.codes[int(position)], int(n_ctx))
+            price_block = packed[start + 1 : start + 1 + bins, 1 : 1 + n_price]
+            out[start : start + bins] = curve_stats(predict_grid(context, price_block))
+            start += 1 + bins
+        return out
+
+    @staticmethod
+    def unpack_stats(plan: SweepPlan, packed_stats: np.ndarray) -> np.ndarray:
+        """A plan's ``curve_stats`` from the rows ``predict_packed`` returned for it."""
+        return np.asarray(packed_stats, dtype=np.float64)[: len(plan.prices)]
 
     def naive_sweep(self, request: SweepRequest) -> SweepResult:
         """The reference implementation: cross-join rows with the grid, preprocess every row, group by price."""

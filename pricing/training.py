@@ -250,7 +250,7 @@ def train_family(
         "seconds": {"tuning": result.seconds, "fit": fit_seconds, "total": result.seconds + fit_seconds},
     }
     if truth is not None:
-        accuracy = pricing_accuracy(Sweeper(pipeline, context, model.predict), truth, products)
+        accuracy = pricing_accuracy(Sweeper(pipeline, context, model.predict, model.predict_grid), truth, products)
         record["pricing"] = accuracy.summary()
     log.info(
         "%s: done in %.0f s; test MSE %.4f%s",
@@ -301,12 +301,10 @@ def write_reports(
     """metrics.json, metrics.md and the plots."""
     write_run_record(directory, record)
     plot_predicted_vs_actual(directory / "predicted_vs_actual.png", y_test, {r.family: r.test_pred for r in runs})
+    sweepers = {r.family: Sweeper(pipeline, context, r.model.predict, r.model.predict_grid) for r in runs}
     curves: dict[str, dict[str, SweepResult]] = {
-        r.family: {
-            code: Sweeper(pipeline, context, r.model.predict).sweep(SweepRequest(code, context=EVAL_CONTEXT))
-            for code in products[:CURVE_PRODUCTS]
-        }
-        for r in runs
+        family: {code: sweeper.sweep(SweepRequest(code, context=EVAL_CONTEXT)) for code in products[:CURVE_PRODUCTS]}
+        for family, sweeper in sweepers.items()
     }
     plot_price_curves(directory / "price_curves.png", curves, truth)
     plot_tuning_history(directory / "tuning_history.png", [r.tuning for r in runs])

@@ -66,11 +66,16 @@ class _Network(nn.Module):
         self.slope_head = nn.Linear(slope_width, n_price)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        context = (x[:, : -self.n_price] - self.mean) / self.scale
-        level = self.level_head(self.level(context)).squeeze(-1)
-        slopes = nn.functional.softplus(self.slope_head(self.slope(context[:, self.n_calendar :])))
+        level, slopes = self.demand_curves(x[:, : -self.n_price])
         # Price ratios are centred at 1, so the level is the demand at the product's reference price.
         return level - (slopes * (x[:, -self.n_price :] - 1.0)).sum(dim=1)
+
+    def demand_curves(self, raw_context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each context row's level (n,) and non-negative price slopes (n, n_price)."""
+        context = (raw_context - self.mean) / self.scale
+        level = self.level_head(self.level(context)).squeeze(-1)
+        slopes = nn.functional.softplus(self.slope_head(self.slope(context[:, self.n_calendar :])))
+        return level, slopes
 
 
 class TorchMLPRegressor(PriceModel):
@@ -191,6 +196,13 @@ class TorchMLPRegressor(PriceModel):
     def _predict(self, X: np.ndarray) -> np.ndarray:
         # torch.from_numpy needs a writable buffer; arrays read from Parquet or caches may be read-only.
         return _predict_tensor(self.network_, torch.from_numpy(np.require(X, requirements="W"))).numpy()
+
+    def _predict_grid(self, context: np.ndarray, prices: np.ndarray) -> np.ndarray:
+        # The network is a demand curve per context row: run the trunks once per row, not once per price.
+        with torch.inference_mode():
+            level, slopes = self.network_.demand_curves(torch.from_numpy(np.require(context, requirements="W")))
+            shifted = torch.from_numpy(np.require(prices, requirements="W")) - 1.0
+            return (level[None, :] - shifted @ slopes.T).numpy()
 
     def _save_state(self, directory: Path) -> None:
         torch.save(self.network_.state_dict(), directory / WEIGHTS_FILE)

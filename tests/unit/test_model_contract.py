@@ -11,6 +11,7 @@ from sklearn.exceptions import NotFittedError
 
 from pricing.config import FAMILIES
 from pricing.models import model_class
+from pricing.models.base import grid_matrix
 
 # Small settings so the whole contract runs in seconds per family.
 FAST = {
@@ -105,6 +106,24 @@ def test_rejects_a_matrix_of_the_wrong_width(family: str, data) -> None:
     model = make(family).fit(X, y, X_val, y_val)
     with pytest.raises(ValueError, match="features"):
         model.predict(X_val[:, :4])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_grid_prediction_equals_prediction_on_the_tiled_matrix(family: str, data, tmp_path: Path) -> None:
+    X, y, X_val, y_val = data
+    model = make(family).fit(X, y, X_val, y_val)
+    context, prices = X_val[:30, :4], np.sort(X_val[:40, 4:])
+    if hasattr(model, "_split_thresholds"):
+        # Prices exactly on the price column's split thresholds are where < and <= differ.
+        on_splits = model._split_thresholds()[4][:, None].astype(np.float32)
+        prices = np.vstack([prices, on_splits, np.nextafter(on_splits, np.float32(np.inf))])
+    tiled = model.predict(grid_matrix(context, prices)).reshape(len(prices), len(context))
+    np.testing.assert_allclose(model.predict_grid(context, prices), tiled, rtol=1e-5, atol=1e-5)
+    model.save(tmp_path / "m")
+    loaded = model_class(family).load(tmp_path / "m")
+    np.testing.assert_allclose(loaded.predict_grid(context, prices), tiled, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="columns"):
+        model.predict_grid(context[:, :3], prices)
 
 
 def test_load_refuses_another_familys_directory(data, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from pricing.features import FEATURES
 from pricing.models import model_class
 from pricing.registry import ESTIMATOR_DIR, save_model, serving_order
 from pricing.serving import ModelsUnavailableError, PricingEngine
-from pricing.sweep import SweepInputError, SweepRequest, UnknownProductError
+from pricing.sweep import Sweeper, SweepInputError, SweepPlan, SweepRequest, UnknownProductError
 from tests.support import metric
 
 
@@ -48,17 +48,27 @@ def test_primary_answers_when_healthy(engine, code) -> None:
     assert len(answer.result.prices) == 10
 
 
-def test_supplied_primary_predict_is_used(engine, code) -> None:
+def test_supplied_primary_sweep_is_used_and_packed_plans_round_trip(engine, code, tiny) -> None:
     calls = []
 
-    async def batched(matrix: np.ndarray) -> np.ndarray:
-        calls.append(matrix.shape)
-        return engine.models[0].stored.estimator.predict(matrix)
+    async def batched(plan: SweepPlan) -> np.ndarray:
+        # What the service does: pack the plan, batch it with another request's, split the answer back.
+        calls.append(plan.stockcode)
+        other = engine.pack(engine.plan(SweepRequest(tiny.context.codes[0], bins=3, context=7)))
+        packed = engine.pack(plan)
+        return Sweeper.unpack_stats(plan, engine.predict_packed(np.vstack([packed, other]))[: len(packed)])
 
     direct = asyncio.run(engine.sweep(SweepRequest(code, bins=10)))
-    routed = asyncio.run(engine.sweep(SweepRequest(code, bins=10), primary_predict=batched))
-    assert len(calls) == 1
-    np.testing.assert_array_equal(direct.result.quantity, routed.result.quantity)
+    routed = asyncio.run(engine.sweep(SweepRequest(code, bins=10), primary_sweep=batched))
+    assert calls == [code]
+    np.testing.assert_allclose(direct.result.quantity, routed.result.quantity, rtol=1e-12)
+    np.testing.assert_allclose(direct.result.quantity_max, routed.result.quantity_max, rtol=1e-12)
+
+
+def test_a_corrupt_packed_batch_is_refused(engine, code) -> None:
+    packed = engine.pack(engine.plan(SweepRequest(code, bins=4)))
+    with pytest.raises(ValueError, match="header row"):
+        engine.predict_packed(packed[1:])
 
 
 @pytest.mark.parametrize(
@@ -66,17 +76,17 @@ def test_supplied_primary_predict_is_used(engine, code) -> None:
     [("raise", "error"), ("nan", "non_finite"), ("slow", "timeout"), ("wrong_shape", "error")],
 )
 def test_a_failing_primary_falls_back_and_says_so(engine, code, fault, reason) -> None:
-    async def broken(matrix: np.ndarray) -> np.ndarray:
+    async def broken(plan: SweepPlan) -> np.ndarray:
         if fault == "raise":
             raise RuntimeError("weights went missing")
         if fault == "slow":
             await asyncio.sleep(2.0)
         if fault == "wrong_shape":
             return np.zeros(3)
-        return np.full(len(matrix), np.nan)
+        return np.full((len(plan.prices), 3), np.nan)
 
     before = metric("pricing_fallbacks_total", model="pricing_elasticnet", reason=reason)
-    answer = asyncio.run(engine.sweep(SweepRequest(code, bins=10), primary_predict=broken))
+    answer = asyncio.run(engine.sweep(SweepRequest(code, bins=10), primary_sweep=broken))
     assert answer.fallback_used
     assert answer.model.role == "fallback-1" and answer.model.stored.family == "lightgbm"
     assert [tag for tag, _ in answer.failures] == [engine.models[0].tag]
@@ -86,7 +96,7 @@ def test_a_failing_primary_falls_back_and_says_so(engine, code, fault, reason) -
 
 def test_every_model_failing_is_unavailable_not_an_empty_answer(engine, code, monkeypatch) -> None:
     for model in engine.models:
-        monkeypatch.setattr(model.stored.estimator, "predict", lambda X: np.full(len(X), np.inf))
+        monkeypatch.setattr(model.stored.estimator, "predict_grid", lambda c, p: np.full((len(p), len(c)), np.inf))
     with pytest.raises(ModelsUnavailableError) as info:
         asyncio.run(engine.sweep(SweepRequest(code, bins=10)))
     assert [tag for tag, _ in info.value.failures] == engine.tags
@@ -94,7 +104,7 @@ def test_every_model_failing_is_unavailable_not_an_empty_answer(engine, code, mo
 
 def test_bad_requests_are_rejected_before_any_model_runs(engine, code, monkeypatch) -> None:
     for model in engine.models:
-        monkeypatch.setattr(model.stored.estimator, "predict", lambda X: pytest.fail("a model ran"))
+        monkeypatch.setattr(model.stored.estimator, "predict_grid", lambda c, p: pytest.fail("a model ran"))
     with pytest.raises(SweepInputError, match="bins"):
         asyncio.run(engine.sweep(SweepRequest(code, bins=1)))
     with pytest.raises(UnknownProductError):

@@ -14,7 +14,8 @@ from pricing.sweep import (
     SweepRequest,
     UnknownProductError,
     build_price_grid,
-    summarise_curve,
+    curve_stats,
+    result_from_stats,
 )
 
 RATIO = len(CONTEXT_FEATURES) + PRICE_FEATURES.index("price_ratio")
@@ -135,8 +136,8 @@ def test_unknown_product_is_its_own_error(sweeper) -> None:
 
 def test_summary_takes_median_min_max_across_context_rows() -> None:
     prices = np.array([1.0, 2.0])
-    log_q = np.log(np.array([1.0, 2.0, 6.0, 3.0, 4.0, 5.0]))  # price-major: 2 prices x 3 rows
-    result = summarise_curve("X", prices, log_q, context_rows=3)
+    log_q = np.log(np.array([[1.0, 2.0, 6.0], [3.0, 4.0, 5.0]]))  # 2 prices x 3 context rows
+    result = result_from_stats("X", prices, curve_stats(log_q), context_rows=3)
     np.testing.assert_allclose(result.quantity, [2.0, 4.0])
     np.testing.assert_allclose(result.quantity_min, [1.0, 3.0])
     np.testing.assert_allclose(result.quantity_max, [6.0, 5.0])
