@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.install.stamp
 BUDGET ?= standard
 
-.PHONY: help install test train train-smoke serve lint format clean
+.PHONY: help install test train train-smoke serve bench loadtest lint format clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,14 @@ train-smoke: $(STAMP) ## train on a small synthetic data set in about a minute
 serve: $(STAMP) ## serve on :3000 (PRICING_PORT), training the smoke budget first if no model is stored
 	@$(BIN)/python -m pricing.registry || $(BIN)/python train.py --budget smoke
 	$(BIN)/bentoml serve service:Pricing --port $${PRICING_PORT:-3000}
+
+bench: $(STAMP) ## sweep benchmark (naive vs project vs floor) and cold start; results in reports/bench/
+	@$(BIN)/python -m pricing.registry >/dev/null || $(BIN)/python train.py --budget smoke
+	$(BIN)/python bench/sweep.py
+	$(BIN)/python bench/cold_start.py
+
+loadtest: $(STAMP) ## Locust ramp-up load test (LOADTEST_HOST=url targets a running server); reports/loadtest/
+	$(BIN)/python loadtests/run.py $(LOADTEST_ARGS)
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check .
