@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
-from sklearn.exceptions import NotFittedError
 
 PARAMS_FILE = "params.json"
 
@@ -55,7 +54,7 @@ class PriceModel(ABC):
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted log quantity for each row of X, as a float64 vector."""
         if not hasattr(self, "n_features_in_"):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit() first")
+            raise _not_fitted(f"this {type(self).__name__} is not fitted yet: call fit() first")
         X = _as_matrix(X)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, the model was fitted with {self.n_features_in_}")
@@ -68,7 +67,7 @@ class PriceModel(ABC):
         prices x price columns); the values equal ``predict(grid_matrix(context, prices))`` reshaped.
         """
         if not hasattr(self, "n_features_in_"):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit() first")
+            raise _not_fitted(f"this {type(self).__name__} is not fitted yet: call fit() first")
         context, prices = _as_matrix(context), _as_matrix(prices)
         if context.shape[1] + prices.shape[1] != self.n_features_in_:
             raise ValueError(
@@ -84,7 +83,7 @@ class PriceModel(ABC):
     def save(self, directory: Path) -> None:
         """Write the fitted model into ``directory`` (created if missing)."""
         if not hasattr(self, "n_features_in_"):
-            raise NotFittedError(f"cannot save an unfitted {type(self).__name__}")
+            raise _not_fitted(f"cannot save an unfitted {type(self).__name__}")
         directory.mkdir(parents=True, exist_ok=True)
         state = {"family": self.family, "params": self.get_params(), "n_features_in": self.n_features_in_}
         (directory / PARAMS_FILE).write_text(json.dumps(state, indent=2))
@@ -139,6 +138,14 @@ def predict_grid_by_buckets(
     _, first, inverse = np.unique(buckets, axis=0, return_index=True, return_inverse=True)
     distinct = model._predict(grid_matrix(context, prices[first])).reshape(len(first), len(context))
     return distinct[inverse.ravel()]
+
+
+def _not_fitted(message: str) -> Exception:
+    # scikit-learn's own error class, imported only when raised: importing sklearn pulls in scipy, which
+    # took 1.5 s of every server process's start-up (the serving parent process never needs it).
+    from sklearn.exceptions import NotFittedError
+
+    return NotFittedError(message)
 
 
 def _as_matrix(X: np.ndarray) -> np.ndarray:
