@@ -7,14 +7,20 @@ price sweep needs (``context.parquet``, ``catalogue.parquet``), so any one of th
 a retrain never mixes versions. Metadata carries metrics, hyperparameters, the feature list, a hash of
 the training data, row counts and library versions; labels carry the family and the role.
 
+Loading shares what is identical: the models of one run carry byte-identical pipelines and context
+rows, so ``load_model`` with a ``shared`` dict keeps one copy of each in memory (about 45 MB of context
+rows per model on the standard data).
+
 The serving order is the ranking by validation score. Each model of a run records the ``run_id`` and
 its ``rank`` (0 = primary); ``serving_order`` returns the latest run's models in that order.
 """
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -25,7 +31,7 @@ import joblib
 
 from pricing.features import FeaturePipeline
 from pricing.models import PriceModel, model_class
-from pricing.sweep import ContextStore, Sweeper
+from pricing.sweep import CATALOGUE_FILE, CONTEXT_FILE, ContextStore, Sweeper
 
 MODEL_PREFIX = "pricing_"
 ESTIMATOR_DIR, PIPELINE_FILE = "estimator", "pipeline.joblib"
@@ -89,20 +95,37 @@ def save_model(
     return str(model.tag)
 
 
-def load_model(model: bentoml.Model | str) -> StoredModel:
-    """Load a stored model (a ``bentoml.Model`` or a tag such as ``pricing_torch:latest``)."""
+def load_model(model: bentoml.Model | str, shared: dict[str, Any] | None = None) -> StoredModel:
+    """Load a stored model (a ``bentoml.Model`` or a tag such as ``pricing_torch:latest``).
+
+    ``shared``, when given, maps file digests to objects already loaded: a pipeline or context store whose
+    files match one loaded before is reused instead of read again (pass the same dict for a run's models).
+    """
     if isinstance(model, str):
         model = bentoml.models.get(model)
     directory = Path(model.path)
     family = model.info.labels["family"]
+    shared = {} if shared is None else shared
     return StoredModel(
         tag=str(model.tag),
         family=family,
         estimator=model_class(family).load(directory / ESTIMATOR_DIR),
-        pipeline=joblib.load(directory / PIPELINE_FILE),
-        context=ContextStore.load(directory),
+        pipeline=_once(shared, [directory / PIPELINE_FILE], lambda: joblib.load(directory / PIPELINE_FILE)),
+        context=_once(
+            shared, [directory / CONTEXT_FILE, directory / CATALOGUE_FILE], lambda: ContextStore.load(directory)
+        ),
         metadata=dict(model.info.metadata),
     )
+
+
+def _once(shared: dict[str, Any], files: list[Path], load: Callable[[], Any]) -> Any:
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.read_bytes())
+    key = digest.hexdigest()
+    if key not in shared:
+        shared[key] = load()
+    return shared[key]
 
 
 def serving_order(run_id: str | None = None) -> list[bentoml.Model]:

@@ -133,11 +133,12 @@ class PricingEngine:
     def load(cls, refs: Sequence[bentoml.Model | str], time_budget_s: float = DEFAULT_TIME_BUDGET_S) -> PricingEngine:
         """Load every model in ``refs`` (serving order), skipping and logging those that fail to load."""
         models, errors = [], []
+        shared: dict[str, Any] = {}  # one copy of the pipeline and context rows the run's models share
         for rank, ref in enumerate(refs):
             tag = str(ref.tag) if isinstance(ref, bentoml.Model) else ref
             started = time.perf_counter()
             try:
-                models.append(ServedModel(load_model(ref), rank))
+                models.append(ServedModel(load_model(ref, shared), rank))
             except Exception as exc:  # any failure to load one model must not stop the others
                 errors.append((tag, f"{type(exc).__name__}: {exc}"))
                 log.error("model %s failed to load and will not serve: %s", tag, exc)

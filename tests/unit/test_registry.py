@@ -6,6 +6,7 @@ import uuid
 
 import bentoml
 import numpy as np
+import pandas as pd
 import pytest
 
 from pricing.features import FEATURES
@@ -44,6 +45,16 @@ def test_saved_model_is_self_contained_and_predicts_the_same(fitted, tiny) -> No
         in_memory.sweep(SweepRequest(code, bins=5)).quantity,
     )
     assert stored.metadata["family"] == "elasticnet" and stored.family == "elasticnet"
+
+
+def test_a_runs_models_share_one_pipeline_and_context_in_memory(fitted, tiny) -> None:
+    _, tags = save_run(fitted, tiny, ["svr", "elasticnet"])
+    shared: dict = {}
+    first, second = load_model(tags[0], shared), load_model(tags[1], shared)
+    assert first.context is second.context and first.pipeline is second.pipeline
+    alone = load_model(tags[1])
+    assert alone.context is not first.context
+    pd.testing.assert_frame_equal(alone.context.rows, first.context.rows)
 
 
 def test_labels_and_metadata(fitted, tiny) -> None:
