@@ -1,7 +1,9 @@
-"""Configuration on a real `bentoml serve`: API key and CORS from PRICING_* variables."""
+"""Configuration on a real `bentoml serve`: API key and CORS from PRICING_* variables, and the in-process
+client's connection settings under concurrent load."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import httpx
@@ -24,6 +26,7 @@ def test_api_key_is_required_except_on_health_and_metrics(served) -> None:
     assert httpx.post(f"{served}/price_sweep", json=body, timeout=30).status_code == 401
     assert httpx.get(f"{served}/v1/predict-price/85123A", timeout=30).status_code == 401
     assert httpx.post(f"{served}/predict_batch", json={"matrix": [[1.0]]}, timeout=30).status_code == 401
+    assert httpx.post(f"{served}/sweep_batch", json={"plans": [[0.0]]}, timeout=30).status_code == 401
     for path in ("/ping", "/readyz", "/metrics"):
         assert httpx.get(f"{served}{path}", timeout=10).status_code == 200, path
 
@@ -47,3 +50,29 @@ def test_cors_allows_the_configured_origin_only(served) -> None:
     allowed = preflight(ORIGIN)
     assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == ORIGIN
     assert "access-control-allow-origin" not in preflight("https://elsewhere.example").headers
+
+
+def test_hundreds_of_concurrent_sweeps_are_all_answered_by_the_primary(served) -> None:
+    # BentoML's in-process client renews its session every 100 calls by default, failing calls in flight on
+    # the old one (1 in 30 sweeps fell back at 8 clients); the service configures renewal away.
+    headers = {"x-api-key": KEY}
+
+    async def load() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=served, headers=headers, timeout=60) as client:
+            products = (await client.get("/products", params={"limit": 50})).json()["products"]
+            gate = asyncio.Semaphore(8)
+
+            async def sweep(i: int) -> httpx.Response:
+                product = products[i % len(products)]
+                low = product["price_min"] * (1 + i / 10_000)  # a distinct, uncached request each time
+                body = {"stockcode": product["stockcode"], "price_min": low, "price_max": product["price_max"] * 1.25}
+                async with gate:
+                    return await client.post("/price_sweep", json={**body, "bins": 50})
+
+            return await asyncio.gather(*(sweep(i) for i in range(400)))
+
+    responses = asyncio.run(load())
+    assert [r.status_code for r in responses] == [200] * 400
+    answered = [r.json() for r in responses]
+    assert not [a for a in answered if a["fallback_used"] or a["cached"]]
+    assert scrape(served, "pricing_fallbacks_total", model=answered[0]["model"]["name"], reason="error") == 0
