@@ -40,6 +40,7 @@ from pricing.metrics import CACHE_ERRORS, CACHE_LOOKUPS
 log = logging.getLogger(__name__)
 
 DEFAULT_TTL_SECONDS = 3600
+DEFAULT_MAX_BYTES = 32 * 2**20  # the in-process cache: about 2,700 default sweep answers
 KEY_PREFIX = "pricing:sweep:"
 
 # What an unreachable or failing Redis raises. RedisClusterException is not a RedisError: the cluster client
@@ -91,31 +92,41 @@ class SweepCache(Protocol):
 
 
 class MemoryCache:
-    """An in-process, thread-safe cache with a TTL per entry and least-recently-used eviction."""
+    """An in-process, thread-safe cache with a TTL per entry and least-recently-used eviction.
+
+    Its size is bounded in bytes (keys plus values), not entries: a default sweep's answer is about 12 KB,
+    and the cache must not grow the server's memory without bound under a stream of distinct requests.
+    """
 
     backend = "memory"
 
     def __init__(
         self,
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
-        max_entries: int = 10_000,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if ttl_seconds <= 0 or max_entries <= 0:
-            raise ValueError(f"ttl_seconds and max_entries must be positive, got {ttl_seconds} and {max_entries}")
+        if ttl_seconds <= 0 or max_bytes <= 0:
+            raise ValueError(f"ttl_seconds and max_bytes must be positive, got {ttl_seconds} and {max_bytes}")
         self.ttl_seconds = ttl_seconds
-        self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self._clock = clock
         self._lock = threading.Lock()
         # key -> (expiry time on `clock`, value), least recently used first
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._bytes = 0
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes held: keys plus values."""
+        return self._bytes
 
     def get(self, key: str) -> bytes | None:
         """Return the live value under `key` and mark it most recently used, or None."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and entry[0] <= self._clock():
-                del self._entries[key]
+                self._drop(key)
                 entry = None
             if entry is not None:
                 self._entries.move_to_end(key)
@@ -123,12 +134,21 @@ class MemoryCache:
         return None if entry is None else entry[1]
 
     def set(self, key: str, value: bytes) -> None:
-        """Store `value` under `key`, evicting the least recently used entries beyond `max_entries`."""
+        """Store `value` under `key`, evicting the least recently used entries beyond `max_bytes` (a value
+        larger than the whole cache is not stored)."""
         with self._lock:
+            if key in self._entries:
+                self._drop(key)
+            if len(key) + len(value) > self.max_bytes:
+                return
             self._entries[key] = (self._clock() + self.ttl_seconds, value)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            self._bytes += len(key) + len(value)
+            while self._bytes > self.max_bytes:
+                self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: str) -> None:
+        _, value = self._entries.pop(key)
+        self._bytes -= len(key) + len(value)
 
     def healthy(self) -> bool:
         """Return True: memory is always there."""
@@ -138,6 +158,7 @@ class MemoryCache:
         """Drop every entry."""
         with self._lock:
             self._entries.clear()
+            self._bytes = 0
 
 
 class RedisCache:
@@ -281,9 +302,9 @@ def make_cache(
     redis_url: str | None,
     ttl_seconds: int = DEFAULT_TTL_SECONDS,
     cluster: bool = False,
-    max_entries: int = 10_000,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> SweepCache:
     """Return a RedisCache when `redis_url` is given (an empty string counts as none), else a MemoryCache."""
     if redis_url:
         return RedisCache(redis_url, ttl_seconds=ttl_seconds, cluster=cluster)
-    return MemoryCache(ttl_seconds=ttl_seconds, max_entries=max_entries)
+    return MemoryCache(ttl_seconds=ttl_seconds, max_bytes=max_bytes)

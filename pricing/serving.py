@@ -31,6 +31,7 @@ from typing import Any
 import bentoml
 import numpy as np
 import pandas as pd
+import pyarrow
 
 from pricing.features import HistoryIndex, from_target
 from pricing.metrics import FALLBACKS
@@ -144,6 +145,8 @@ class PricingEngine:
                 log.error("model %s failed to load and will not serve: %s", tag, exc)
                 continue
             log.info("loaded %s (%s) in %.2f s", tag, models[-1].role, time.perf_counter() - started)
+        # Reading Parquet leaves freed buffers in Arrow's allocator; hand them back (about 50 MB).
+        pyarrow.default_memory_pool().release_unused()
         return cls(models, errors, time_budget_s)
 
     @property

@@ -186,7 +186,7 @@ def test_memory_default_ttl_is_one_hour() -> None:
 
 
 def test_memory_evicts_the_least_recently_used() -> None:
-    cache = MemoryCache(max_entries=3)
+    cache = MemoryCache(max_bytes=6)  # three one-byte keys with one-byte values
     for key in "abc":
         cache.set(key, key.encode())
     cache.get("a")  # a is now the most recently used, b the least
@@ -201,14 +201,28 @@ def test_memory_evicts_the_least_recently_used() -> None:
     assert [cache.get(key) for key in "cde"] == [b"C", b"d", b"e"]
 
 
-@pytest.mark.parametrize("kwargs", [{"ttl_seconds": 0}, {"max_entries": 0}])
+def test_memory_is_bounded_in_bytes() -> None:
+    cache = MemoryCache(max_bytes=1_000)
+    for i in range(100):
+        cache.set(f"key{i:03d}", bytes(94))  # 100 bytes an entry
+    assert cache.size_bytes == 1_000
+    assert [cache.get(f"key{i:03d}") is not None for i in (89, 90, 99)] == [False, True, True]
+    cache.set("big", bytes(2_000))  # larger than the whole cache: not stored, nothing evicted for it
+    assert cache.get("big") is None and cache.size_bytes == 1_000
+    cache.set("key099", b"short")  # a rewrite replaces the old size
+    assert cache.size_bytes == 900 + len("key099") + 5
+    cache.close()
+    assert cache.size_bytes == 0
+
+
+@pytest.mark.parametrize("kwargs", [{"ttl_seconds": 0}, {"max_bytes": 0}])
 def test_memory_rejects_non_positive_limits(kwargs: dict[str, int]) -> None:
     with pytest.raises(ValueError, match="must be positive"):
         MemoryCache(**kwargs)
 
 
 def test_memory_is_thread_safe() -> None:
-    cache = MemoryCache(max_entries=200)
+    cache = MemoryCache(max_bytes=2_000)
     threads, ops = 8, 500
     errors: list[BaseException] = []
     start = threading.Barrier(threads)
@@ -217,7 +231,7 @@ def test_memory_is_thread_safe() -> None:
         try:
             start.wait()
             for i in range(ops):
-                key = f"{worker}:{i % 150}"  # 8 x 150 keys compete for 200 slots
+                key = f"{worker}:{i % 150}"  # 8 x 150 keys of 3-5 bytes, values of 3-5 bytes
                 value = f"{worker}:{i}".encode()
                 cache.set(key, value)
                 got = cache.get(key)
@@ -234,17 +248,17 @@ def test_memory_is_thread_safe() -> None:
 
     assert errors == []
     live = sum(cache.get(f"{w}:{k}") is not None for w in range(threads) for k in range(150))
-    assert 0 < live <= 200
+    assert 0 < live <= 2_000 // 6 and cache.size_bytes <= 2_000
 
 
 # make_cache
 
 
 def test_make_cache_defaults_to_memory() -> None:
-    cache = make_cache(None, ttl_seconds=120, max_entries=7)
+    cache = make_cache(None, ttl_seconds=120, max_bytes=7)
 
     assert isinstance(cache, MemoryCache)
-    assert (cache.ttl_seconds, cache.max_entries) == (120, 7)
+    assert (cache.ttl_seconds, cache.max_bytes) == (120, 7)
     assert isinstance(make_cache(""), MemoryCache)  # an empty environment variable means no Redis
 
 
