@@ -105,16 +105,16 @@ class Pricing:
     """Price sweeps with fallback along the serving order, cached answers and SageMaker's contract."""
 
     def __init__(self) -> None:
+        # Ready as soon as the first model has loaded; fallbacks load in the background (see PricingEngine).
         self.engine = PricingEngine.load(
-            [getattr(self, name) for name in MODEL_ATTRIBUTES], time_budget_s=SETTINGS.model_timeout_s
+            [getattr(self, name) for name in MODEL_ATTRIBUTES], time_budget_s=SETTINGS.model_timeout_s, background=True
         )
         self.cache = make_cache(SETTINGS.redis_url, SETTINGS.cache_ttl_seconds, cluster=SETTINGS.redis_cluster)
         # BentoML's own start-up line says where it listens; this one says what it serves.
         log.info(
-            "serving %d of %d models: %s; cache: %s",
-            len(self.engine.models),
-            len(SERVING_ORDER),
-            ", ".join(f"{m.tag} [{m.role}]" for m in self.engine.models) or "none",
+            "serving with %s; %d more loading in the background; cache: %s",
+            ", ".join(f"{m.tag} [{m.role}]" for m in self.engine.models) or "no model",
+            len(self.engine.loading),
             self.cache.backend,
         )
 
@@ -156,7 +156,7 @@ class Pricing:
             return await self.to_async.predict_batch(matrix)
 
     async def _answer(self, request: SweepRequest) -> dict[str, Any]:
-        key = cache_key(self.engine.tags, asdict(request))
+        key = cache_key(self.engine.serving_tags, asdict(request))
         cached = self.cache.get(key)
         if cached is not None:
             return {**json.loads(cached), "cached": True}
@@ -248,10 +248,12 @@ class Pricing:
 
     @web.get("/model")
     def model(self) -> dict[str, Any]:
-        """The models in serving order with versions, metrics and training date, and any that failed to load."""
+        """The models in serving order with versions, metrics and training date, those that failed to load
+        and those still loading."""
         return {
             "models": [m.describe() for m in self.engine.models],
             "not_loaded": [{"tag": tag, "error": error} for tag, error in self.engine.load_errors],
+            "loading": self.engine.loading,
             "cache": {"backend": self.cache.backend, "healthy": self.cache.healthy()},
         }
 

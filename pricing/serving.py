@@ -2,6 +2,9 @@
 
 ``PricingEngine.load`` loads the models ``pricing.registry.serving_order`` returns. A model that fails to
 load (missing or corrupt files) is logged and skipped; the engine is ready while at least one model loaded.
+With ``background=True`` (the service) it returns as soon as the first model has loaded and loads the
+fallbacks in a thread: importing PyTorch for a fallback network alone took 1.3 s of a 6 s start-up. A
+request that needs a fallback still loading waits for it (at most ``LOADING_WAIT_S``).
 
 A sweep is validated and planned once, with the first loaded model's sweeper (every model of one run
 carries the same pipeline and context rows, so they share the plan). Then the models are tried in
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +45,7 @@ from pricing.sweep import STATS, Sweeper, SweepPlan, SweepRequest, SweepResult, 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIME_BUDGET_S = 5.0
+LOADING_WAIT_S = 30.0  # the longest a request waits for fallbacks still loading in the background
 AsyncPredict = Callable[[np.ndarray], Awaitable[np.ndarray]]  # model-matrix rows -> log quantity
 AsyncSweep = Callable[[SweepPlan], Awaitable[np.ndarray]]  # plan -> its curve_stats
 
@@ -122,32 +127,66 @@ class PricingEngine:
         models: Sequence[ServedModel],
         load_errors: Sequence[tuple[str, str]] = (),
         time_budget_s: float = DEFAULT_TIME_BUDGET_S,
+        serving_tags: Sequence[str] | None = None,
     ) -> None:
         self.models = list(models)
         self.load_errors = list(load_errors)
         self.time_budget_s = time_budget_s
+        self.serving_tags = list(serving_tags) if serving_tags is not None else [m.tag for m in self.models]
         # One run's models share pipeline and context rows, so one sweeper plans for all of them.
         self._sweeper = self.models[0].stored.sweeper() if self.models else None
         self._history: HistoryIndex | None = None  # built on the first predict_rows call
+        self._loaded = threading.Event()  # cleared while fallbacks load in the background
+        self._loaded.set()
 
     @classmethod
-    def load(cls, refs: Sequence[bentoml.Model | str], time_budget_s: float = DEFAULT_TIME_BUDGET_S) -> PricingEngine:
-        """Load every model in ``refs`` (serving order), skipping and logging those that fail to load."""
-        models, errors = [], []
+    def load(
+        cls,
+        refs: Sequence[bentoml.Model | str],
+        time_budget_s: float = DEFAULT_TIME_BUDGET_S,
+        background: bool = False,
+    ) -> PricingEngine:
+        """Load every model in ``refs`` (serving order), skipping and logging those that fail to load.
+
+        With ``background``, return once the first loadable model has loaded; the others load in a thread.
+        """
+        tags = [str(ref.tag) if isinstance(ref, bentoml.Model) else ref for ref in refs]
+        engine = cls([], [], time_budget_s, serving_tags=tags)
+        pending = list(enumerate(refs))
         shared: dict[str, Any] = {}  # one copy of the pipeline and context rows the run's models share
-        for rank, ref in enumerate(refs):
-            tag = str(ref.tag) if isinstance(ref, bentoml.Model) else ref
-            started = time.perf_counter()
-            try:
-                models.append(ServedModel(load_model(ref, shared), rank))
-            except Exception as exc:  # any failure to load one model must not stop the others
-                errors.append((tag, f"{type(exc).__name__}: {exc}"))
-                log.error("model %s failed to load and will not serve: %s", tag, exc)
-                continue
-            log.info("loaded %s (%s) in %.2f s", tag, models[-1].role, time.perf_counter() - started)
-        # Reading Parquet leaves freed buffers in Arrow's allocator; hand them back (about 50 MB).
-        pyarrow.default_memory_pool().release_unused()
-        return cls(models, errors, time_budget_s)
+        while pending and not engine.models:  # the first model that loads plans every sweep
+            engine._load_one(*pending.pop(0), shared)
+        if background and pending:
+            engine._loaded.clear()
+            threading.Thread(
+                target=engine._load_rest, args=(pending, shared), name="load-fallbacks", daemon=True
+            ).start()
+        else:
+            engine._load_rest(pending, shared)
+        return engine
+
+    def _load_one(self, rank: int, ref: bentoml.Model | str, shared: dict[str, Any]) -> None:
+        tag = self.serving_tags[rank]
+        started = time.perf_counter()
+        try:
+            model = ServedModel(load_model(ref, shared), rank)
+        except Exception as exc:  # any failure to load one model must not stop the others
+            self.load_errors.append((tag, f"{type(exc).__name__}: {exc}"))
+            log.error("model %s failed to load and will not serve: %s", tag, exc)
+            return
+        if self._sweeper is None:
+            self._sweeper = model.stored.sweeper()
+        self.models.append(model)
+        log.info("loaded %s (%s) in %.2f s", tag, model.role, time.perf_counter() - started)
+
+    def _load_rest(self, pending: list[tuple[int, bentoml.Model | str]], shared: dict[str, Any]) -> None:
+        try:
+            for rank, ref in pending:
+                self._load_one(rank, ref, shared)
+        finally:
+            # Reading Parquet leaves freed buffers in Arrow's allocator; hand them back (about 50 MB).
+            pyarrow.default_memory_pool().release_unused()
+            self._loaded.set()
 
     @property
     def ready(self) -> bool:
@@ -155,8 +194,16 @@ class PricingEngine:
         return bool(self.models)
 
     @property
+    def loading(self) -> list[str]:
+        """Tags of the models still loading in the background, in serving order."""
+        if self._loaded.is_set():
+            return []
+        done = {m.tag for m in self.models} | {tag for tag, _ in self.load_errors}
+        return [tag for tag in self.serving_tags if tag not in done]
+
+    @property
     def tags(self) -> list[str]:
-        """Tags of the loaded models, in serving order (the cache key's model part)."""
+        """Tags of the loaded models, in serving order."""
         return [m.tag for m in self.models]
 
     @property
@@ -222,8 +269,13 @@ class PricingEngine:
         ``compute(model)`` runs in a worker thread; ``primary``, when given, replaces it for the primary.
         """
         failures: list[tuple[str, str]] = []
-        for index, model in enumerate(self.models):
+        index = 0
+        while index < len(self.models) or await self._wait_for_loading():
+            if index >= len(self.models):
+                continue  # loading finished, or the next model arrived
+            model = self.models[index]
             call = primary if index == 0 and primary is not None else _in_thread(compute, model)
+            index += 1
             try:
                 result = np.asarray(await asyncio.wait_for(call(), timeout=self.time_budget_s), dtype=np.float64)
                 if result.shape != shape:
@@ -239,6 +291,13 @@ class PricingEngine:
                 continue
             return result, model, failures
         raise ModelsUnavailableError(failures or self.load_errors)
+
+    async def _wait_for_loading(self) -> bool:
+        """Wait (at most LOADING_WAIT_S) for background loading to finish; False when nothing is loading."""
+        if self._loaded.is_set():
+            return False
+        await asyncio.get_running_loop().run_in_executor(None, self._loaded.wait, LOADING_WAIT_S)
+        return self._loaded.is_set()
 
     @staticmethod
     def _fail(model: ServedModel, reason: str, detail: str, failures: list[tuple[str, str]]) -> None:

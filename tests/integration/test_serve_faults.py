@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pytest
 from pricing.features import FEATURES
 from pricing.models import model_class
 from pricing.registry import ESTIMATOR_DIR, load_model, save_model, serving_order
+from pricing.sweep import SweepRequest
 from tests.support import bentoml_serve, scrape
 
 
@@ -113,12 +115,21 @@ def test_a_primary_that_raises_is_replaced_by_the_fallback(run, tmp_path) -> Non
 
 def test_a_primary_slower_than_its_budget_is_replaced_by_the_fallback(training, tmp_path) -> None:
     stored, X, y = training
-    # Kernel SVR costs grow with support vectors: thousands of them make a 30 x 1,000-row sweep take seconds.
+    # Kernel SVR costs grow with support vectors: thousands of them over a 1,000-price grid take far longer
+    # than the budget, while ElasticNet answers the same grid in milliseconds.
     slow = model_class("svr")(max_train_rows=6_000, C=30.0, epsilon=0.01, gamma=0.5)
-    run_id, (primary, _) = save_run(stored, X, y, [slow, model_class("lightgbm")(n_estimators=50)])
-    env = {"PRICING_RUN_ID": run_id, "PRICING_MODEL_TIMEOUT_S": "0.5"}
+    run_id, (primary, _) = save_run(stored, X, y, [slow, model_class("elasticnet")()])
+    budget_s, request = 0.15, {"stockcode": "85123A", "bins": 1_000}
+    plan = stored.sweeper().plan(SweepRequest(**request))
+    started = time.perf_counter()
+    load_model(primary).estimator.predict_grid(plan.context, plan.price_block)
+    assert time.perf_counter() - started > 2 * budget_s, "the 'slow' primary is not slow enough to test the budget"
+    env = {"PRICING_RUN_ID": run_id, "PRICING_MODEL_TIMEOUT_S": str(budget_s)}
     with bentoml_serve(env, tmp_path / "serve.log") as url:
-        assert_fallback_answered(url, primary)
+        response = httpx.post(f"{url}/price_sweep", json=request, timeout=60)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["fallback_used"] is True and body["model"]["name"] == "pricing_elasticnet"
         assert scrape(url, "pricing_fallbacks_total", model="pricing_svr", reason="timeout") >= 1
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -152,11 +153,14 @@ def test_products_are_searchable_and_paginated(client) -> None:
 
 
 def test_model_route_lists_the_serving_order_with_metrics(client, smoke_run) -> None:
-    body = client.get("/model").json()
+    deadline = time.monotonic() + 60
+    while (body := client.get("/model").json())["loading"] and time.monotonic() < deadline:
+        time.sleep(0.1)  # fallbacks load in the background after the primary
     assert [f"{m['name']}:{m['version']}" for m in body["models"]] == smoke_run.record["serving_order"]
     assert [m["role"] for m in body["models"]][:2] == ["primary", "fallback-1"]
     assert "mse" in body["models"][0]["metrics"]["test"] and body["models"][0]["trained_at"]
-    assert body["not_loaded"] == [] and body["cache"] == {"backend": "memory", "healthy": True}
+    assert body["not_loaded"] == [] and body["loading"] == []
+    assert body["cache"] == {"backend": "memory", "healthy": True}
 
 
 def test_openapi_describes_the_inputs(client) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import threading
 import uuid
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from pricing.features import FEATURES
 from pricing.models import model_class
-from pricing.registry import ESTIMATOR_DIR, save_model, serving_order
+from pricing.registry import ESTIMATOR_DIR, load_model, save_model, serving_order
 from pricing.serving import ModelsUnavailableError, PricingEngine
 from pricing.sweep import Sweeper, SweepInputError, SweepPlan, SweepRequest, UnknownProductError
 from tests.support import metric
@@ -109,6 +110,27 @@ def test_bad_requests_are_rejected_before_any_model_runs(engine, code, monkeypat
         asyncio.run(engine.sweep(SweepRequest(code, bins=1)))
     with pytest.raises(UnknownProductError):
         asyncio.run(engine.sweep(SweepRequest("NOPE")))
+
+
+def test_background_loading_is_ready_with_the_primary_and_waits_for_a_needed_fallback(run, code, monkeypatch) -> None:
+    release = threading.Event()
+
+    def slow_fallbacks(ref, shared):
+        if ref is not run[0]:
+            release.wait(10)  # hold the fallback back until the test lets it load
+        return load_model(ref, shared)
+
+    monkeypatch.setattr("pricing.serving.load_model", slow_fallbacks)
+    engine = PricingEngine.load(run, time_budget_s=5, background=True)
+    assert engine.ready and engine.tags == [str(run[0].tag)]
+    assert engine.loading == [str(run[1].tag)] and engine.serving_tags == [str(m.tag) for m in run]
+
+    async def broken(plan: SweepPlan) -> np.ndarray:
+        threading.Timer(0.2, release.set).start()  # the fallback finishes loading while the request waits
+        raise RuntimeError("primary down")
+
+    answer = asyncio.run(engine.sweep(SweepRequest(code, bins=10), primary_sweep=broken))
+    assert answer.model.role == "fallback-1" and engine.loading == []
 
 
 def test_a_model_with_corrupt_files_is_skipped_at_load(run, code, tmp_path) -> None:
