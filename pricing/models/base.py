@@ -124,17 +124,27 @@ def grid_matrix(context: np.ndarray, prices: np.ndarray) -> np.ndarray:
 
 
 def predict_grid_by_buckets(
-    model: PriceModel, context: np.ndarray, prices: np.ndarray, thresholds: list[np.ndarray], left_closed: bool
+    model: PriceModel,
+    context: np.ndarray,
+    prices: np.ndarray,
+    split_thresholds: dict[int, np.ndarray],
+    left_closed: bool,
 ) -> np.ndarray:
     """Tree ensembles: predict only one grid price per bucket of the price columns' split thresholds.
 
     Two prices on the same side of every split threshold of a price column take the same path through
-    every tree, so they get identical predictions. ``thresholds[k]`` are the sorted split values of price
-    column ``k``; ``left_closed`` says whether a split sends ``x <= t`` left (LightGBM) or ``x < t``
-    (XGBoost).
+    every tree, so they get identical predictions. ``split_thresholds`` maps a column index of the model
+    matrix to the sorted split values of that column; ``left_closed`` says whether a split sends ``x <= t``
+    left (LightGBM) or ``x < t`` (XGBoost).
     """
     side = "left" if left_closed else "right"
-    buckets = np.column_stack([np.searchsorted(thresholds[k], prices[:, k], side=side) for k in range(prices.shape[1])])
+    first_price_column = context.shape[1]
+    buckets = np.column_stack(
+        [
+            np.searchsorted(split_thresholds.get(first_price_column + k, np.empty(0)), prices[:, k], side=side)
+            for k in range(prices.shape[1])
+        ]
+    )
     _, first, inverse = np.unique(buckets, axis=0, return_index=True, return_inverse=True)
     distinct = model._predict(grid_matrix(context, prices[first])).reshape(len(first), len(context))
     return distinct[inverse.ravel()]

@@ -76,11 +76,9 @@ class LightGBMRegressor(PriceModel):
         return self.booster_.predict(X, num_threads=self.n_jobs)
 
     def _predict_grid(self, context: np.ndarray, prices: np.ndarray) -> np.ndarray:
-        columns = range(context.shape[1], context.shape[1] + prices.shape[1])
-        thresholds = [self._split_thresholds().get(c, np.empty(0)) for c in columns]
         # LightGBM reads values within 1e-35 of zero as zero (its kZeroThreshold); bucket them the same way.
         prices = np.where(np.abs(prices) <= _ZERO, np.float32(0), prices)
-        return predict_grid_by_buckets(self, context, prices, thresholds, left_closed=True)
+        return predict_grid_by_buckets(self, context, prices, self._split_thresholds(), left_closed=True)
 
     def _split_thresholds(self) -> dict[int, np.ndarray]:
         # Read from the model text once, on the first sweep, not at load. Every split here is numerical

@@ -81,9 +81,7 @@ class XGBoostRegressor(PriceModel):
         return self.booster_.inplace_predict(X)
 
     def _predict_grid(self, context: np.ndarray, prices: np.ndarray) -> np.ndarray:
-        columns = range(context.shape[1], context.shape[1] + prices.shape[1])
-        thresholds = [self._split_thresholds().get(c, np.empty(0, np.float32)) for c in columns]
-        return predict_grid_by_buckets(self, context, prices, thresholds, left_closed=False)
+        return predict_grid_by_buckets(self, context, prices, self._split_thresholds(), left_closed=False)
 
     def _split_thresholds(self) -> dict[int, np.ndarray]:
         # Read from the model once, on the first sweep (about 0.2 s for a thousand trees), not at load.
