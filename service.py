@@ -5,7 +5,7 @@ declared (``primary``, ``fallback_1``, ...), so ``bentoml build`` packs exactly 
 validated by ``pricing.api``, answered by ``pricing.serving.PricingEngine`` and cached by
 ``pricing.cache``. The primary's model calls go through adaptive-batching APIs over numpy arrays, so
 concurrent requests share model calls: ``sweep_batch`` takes packed sweep plans (a product's number and a
-price grid, about 1 KB for a default sweep; the context block stays cached in the process,
+price grid, 101 rows of 4 numbers for a default sweep; the context block stays cached in the process,
 ``pricing.sweep.Sweeper.pack``) and returns their curve statistics; ``predict_batch`` takes model-matrix
 rows for ``/predict``. BentoML routes these calls through its in-process client, which sends JSON (the
 main service refuses pickle), so what crosses it is kept small: a default sweep's model matrix as JSON
