@@ -15,13 +15,10 @@ within 6 s of launch in every run.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,58 +28,31 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from pricing.local_server import ROOT, free_port, launch, stop_group, wait_ready
 from pricing.registry import load_model, serving_order
 
-ROOT = Path(__file__).resolve().parent.parent
-BENTOML = str(Path(sys.executable).parent / "bentoml")
 TARGET_FIRST_SWEEP_S = 6.0
 DEADLINE_S = 120.0
 LOADED = re.compile(r"loaded (\S+) \((\S+)\) in ([0-9.]+) s")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def one_run(stockcode: str, log_path: Path) -> dict[str, object]:
     """Launch a server, time /readyz and the first sweep, stop it; the seconds and each model's load time."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        started = time.perf_counter()
-        proc = subprocess.Popen(
-            [BENTOML, "serve", "service:Pricing", "--port", str(port)],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    started = time.perf_counter()
+    proc = launch(port, log_path)
     try:
-        with httpx.Client(timeout=30) as client:
-            ready_s = _wait_ready(client, url, started, proc)
-            response = client.post(f"{url}/price_sweep", json={"stockcode": stockcode})
-            first_sweep_s = time.perf_counter() - started
-            if response.status_code != 200 or response.json().get("cached"):
-                raise RuntimeError(f"first sweep answered {response.status_code}: {response.text[:300]}")
+        wait_ready(url, proc, log_path, DEADLINE_S, poll_s=0.02)
+        ready_s = time.perf_counter() - started
+        response = httpx.post(f"{url}/price_sweep", json={"stockcode": stockcode}, timeout=30)
+        first_sweep_s = time.perf_counter() - started
+        if response.status_code != 200 or response.json().get("cached"):
+            raise RuntimeError(f"first sweep answered {response.status_code}: {response.text[:300]}")
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        stop_group(proc)
     loads = {tag: float(seconds) for tag, _, seconds in LOADED.findall(log_path.read_text(errors="replace"))}
     return {"ready_s": ready_s, "first_sweep_s": first_sweep_s, "model_load_s": loads}
-
-
-def _wait_ready(client: httpx.Client, url: str, started: float, proc: subprocess.Popen[bytes]) -> float:
-    while True:
-        with contextlib.suppress(httpx.HTTPError):
-            if client.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return time.perf_counter() - started
-        if proc.poll() is not None or time.perf_counter() - started > DEADLINE_S:
-            raise RuntimeError(f"bentoml serve did not become ready (exit code {proc.poll()})")
-        time.sleep(0.02)
 
 
 def import_seconds() -> float:

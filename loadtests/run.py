@@ -36,11 +36,9 @@ import math
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,6 +47,8 @@ from typing import Any
 
 import httpx
 import psutil
+
+from pricing.local_server import LocalServer, ServerNotReadyError, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -121,13 +121,6 @@ def ramp_seconds(args: argparse.Namespace) -> float:
 # The service under test, when none is given
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def ensure_models() -> None:
     """Train the smoke budget when the model store holds no training run."""
     if subprocess.run([sys.executable, "-m", "pricing.registry"], cwd=ROOT, capture_output=True).returncode == 0:
@@ -137,46 +130,14 @@ def ensure_models() -> None:
 
 
 @contextlib.contextmanager
-def local_service(log_path: Path) -> Iterator[tuple[str, int]]:
-    """Serve ``service:Pricing`` on a free port; yield its URL and pid once /readyz answers, then stop it."""
+def local_service(log_path: Path) -> Iterator[LocalServer]:
+    """Serve ``service:Pricing`` on a free port (training first if needed); yield it once /readyz answers,
+    then stop it."""
     ensure_models()
-    port = free_port()
-    command = [str(BIN / "bentoml"), "serve", "service:Pricing", "--port", str(port)]
-    with log_path.open("wb") as log_file:
-        # Its own session, so the whole tree (server and workers) can be signalled as one group.
-        proc = subprocess.Popen(command, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        log(f"starting the service on {url} (log: {log_path})")
-        wait_ready(url, proc, log_path)
-        yield url, proc.pid
-    finally:
-        stop_group(proc)
-
-
-def wait_ready(url: str, proc: subprocess.Popen, log_path: Path) -> None:
-    """Wait until /readyz answers 200; raise if the server exits or takes too long."""
-    started = time.monotonic()
-    while True:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        if proc.poll() is not None or time.monotonic() - started > READY_TIMEOUT_S:
-            tail = log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"the service did not become ready on {url}:\n{tail}")
-        time.sleep(0.3)
-
-
-def stop_group(proc: subprocess.Popen) -> None:
-    """SIGTERM the process group led by ``proc``; SIGKILL it if it has not exited in time."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=STOP_TIMEOUT_S)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    log(f"starting the service (log: {log_path})")
+    with serve(log_path, timeout_s=READY_TIMEOUT_S) as server:
+        log(f"the service is ready on {server.url}")
+        yield server
 
 
 class PeakRss(threading.Thread):
@@ -511,11 +472,12 @@ def main(argv: list[str] | None = None) -> int:
         host = args.host
         if host is None:
             try:
-                host, pid = stack.enter_context(local_service(paths.reports / "serve.log"))
-            except (RuntimeError, subprocess.CalledProcessError) as exc:
+                server = stack.enter_context(local_service(paths.reports / "serve.log"))
+            except (ServerNotReadyError, subprocess.CalledProcessError) as exc:
                 log(f"cannot start the service: {exc}")
                 return EXIT_BROKEN
-            sampler = PeakRss(pid)
+            host = server.url
+            sampler = PeakRss(server.pid)
             sampler.start()
             stack.callback(sampler.stop)
         host = host.rstrip("/")

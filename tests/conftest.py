@@ -8,11 +8,9 @@ is shared by the model-behaviour and end-to-end tests.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from pricing.local_server import stop_group
 from tests.support import ROOT, free_port
 
 _BENTOML_HOME = Path(tempfile.mkdtemp(prefix="pricing-test-bentoml-"))
@@ -60,18 +59,6 @@ def _answers_http(url: str) -> bool:
     return True
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """Terminate the process group led by `proc` and reap it, killing it if it does not exit."""
-    for sig, timeout in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=timeout)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 @pytest.fixture(scope="session")
 def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start a moto server (all AWS services on one port) on 127.0.0.1; yield its endpoint URL."""
@@ -100,7 +87,7 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(0.05)
         yield endpoint
     finally:
-        _stop(proc)
+        stop_group(proc, timeout_s=10)
 
 
 @pytest.fixture

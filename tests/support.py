@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import pytest
 from prometheus_client import REGISTRY
 
-ROOT = Path(__file__).resolve().parent.parent
+from pricing.local_server import ROOT as ROOT
+from pricing.local_server import free_port as free_port
+from pricing.local_server import serve
+
 SERVE_DEADLINE_S = 90
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class FakeClock:
@@ -47,36 +35,8 @@ def metric(name: str, **labels: str) -> float:
 def bentoml_serve(env: Mapping[str, str], log_path: Path, ready_path: str = "/readyz") -> Iterator[str]:
     """Run `bentoml serve service:Pricing` on a free port with ``env`` added; yield its URL once ``ready_path``
     answers 200, and stop the whole process group afterwards."""
-    port = free_port()
-    command = [str(Path(sys.executable).parent / "bentoml"), "serve", "service:Pricing", "--port", str(port)]
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=log_file,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        started = time.monotonic()
-        while not _answers(url + ready_path):
-            if proc.poll() is not None or time.monotonic() - started > SERVE_DEADLINE_S:
-                pytest.fail(
-                    f"bentoml serve did not answer {ready_path}:\n{log_path.read_text(errors='replace')[-4000:]}"
-                )
-            time.sleep(0.2)
-        yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+    with serve(log_path, env, ready_path, SERVE_DEADLINE_S) as server:
+        yield server.url
 
 
 def scrape(url: str, name: str, **labels: str) -> float:
