@@ -12,7 +12,8 @@ One row is one invoice line:
     CustomerID   float64   NaN when missing (about 25% of the real file)
     Country      str
 
-`read_transactions` reads CSV, Excel or Parquet and `validate_transactions` maps tolerant column
+`read_transactions` reads CSV (also compressed: .csv.gz, .csv.xz, .csv.bz2, .zip), Excel or Parquet, and
+`validate_transactions` maps tolerant column
 names (and the "Online Retail II" aliases Invoice, Price, Customer ID) onto this schema, raising
 `DataError` for anything it cannot parse. `clean_transactions` then drops, in this order and counting
 each row under the first rule that drops it: cancellations, non-product codes, non-positive prices,
@@ -60,8 +61,10 @@ _COLUMN_ALIASES: dict[str, str] = {
     "price": "UnitPrice",  # Online Retail II
 }
 _PRODUCT_CODE = r"\d{5}[A-Z]*"
-# The UCI CSV writes dates month first without zero padding ("12/1/2010 8:26" is 1 December).
+# The UCI CSV writes dates month first without zero padding ("12/1/2010 8:26" is 1 December); UK Excel exports
+# write them day first ("01/12/2010 08:26"). A file's slash dates are read the way that fits all of them.
 _MONTH_FIRST_FORMATS = ("%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y")
+_DAY_FIRST_FORMATS = ("%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y")
 _SAMPLE_SIZE = 5
 
 
@@ -74,16 +77,13 @@ class _ColumnError(Exception):
 
 
 def read_transactions(path: str | Path) -> pd.DataFrame:
-    """Return the validated transactions stored in a .csv, .xlsx or .parquet file."""
+    """Return the validated transactions stored in a CSV (plain or compressed), .xlsx or .parquet file."""
     path = Path(path)
-    readers: dict[str, Callable[[Path], pd.DataFrame]] = {
-        ".csv": _read_csv,
-        ".xlsx": pd.read_excel,
-        ".parquet": pd.read_parquet,
-    }
-    reader = readers.get(path.suffix.lower())
-    if reader is None:
-        raise DataError(f"unsupported file type {path.suffix!r} for {path}; expected one of {sorted(readers)}")
+    name = path.name.lower()
+    suffix = next((s for s in sorted(_READERS, key=len, reverse=True) if name.endswith(s)), None)
+    if suffix is None:
+        raise DataError(f"unsupported file type for {path}; expected one of {', '.join(_READERS)}")
+    reader = _READERS[suffix]
     if not path.is_file():
         raise DataError(f"transactions file not found: {path}")
     return validate_transactions(reader(path))
@@ -177,6 +177,17 @@ def _read_csv(path: Path) -> pd.DataFrame:
         return pd.read_csv(path, encoding="latin-1", **options)
 
 
+_READERS: dict[str, Callable[[Path], pd.DataFrame]] = {
+    ".csv": _read_csv,
+    ".csv.gz": _read_csv,
+    ".csv.xz": _read_csv,
+    ".csv.bz2": _read_csv,
+    ".zip": _read_csv,  # a zip holding one CSV, as the UCI download is
+    ".xlsx": pd.read_excel,
+    ".parquet": pd.read_parquet,
+}
+
+
 def _select_columns(df: pd.DataFrame) -> pd.DataFrame:
     """Return df's schema columns renamed to their canonical names; DataError if any is missing."""
     sources: dict[str, str] = {}
@@ -254,7 +265,7 @@ def _parse_date(raw: pd.Series) -> pd.Series:
         dates = raw
     else:
         dates = pd.to_datetime(raw, format="ISO8601", errors="coerce")
-        for date_format in _MONTH_FIRST_FORMATS:
+        for date_format in _slash_formats(raw[dates.isna() & raw.notna()]):
             pending = dates.isna() & raw.notna()
             if not pending.any():
                 break
@@ -262,6 +273,16 @@ def _parse_date(raw: pd.Series) -> pd.Series:
     missing = raw.isna()
     _check(raw, missing=missing, bad=~missing & dates.isna(), problem="cannot be parsed as dates")
     return dates.astype("datetime64[ns]")
+
+
+def _slash_formats(raw: pd.Series) -> tuple[str, ...]:
+    """Month-first formats unless some slash date only makes sense day first (a first field above 12)."""
+    fields = raw.astype(str).str.extract(r"^\s*(\d{1,2})/(\d{1,2})/")
+    first = pd.to_numeric(fields[0], errors="coerce")
+    second = pd.to_numeric(fields[1], errors="coerce")
+    if (first > 12).any() and not (second > 12).any():
+        return _DAY_FIRST_FORMATS
+    return _MONTH_FIRST_FORMATS
 
 
 _PARSERS: dict[str, Callable[[pd.Series], pd.Series]] = {

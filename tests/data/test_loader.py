@@ -40,9 +40,9 @@ def make_expected_frame() -> pd.DataFrame:
             "StockCode": ["85123A", "D", "22633"],
             "Description": ["WHITE HANGING HEART T-LIGHT HOLDER", "", "HAND WARMER UNION JACK"],
             "Quantity": np.array([6, -1, 12], dtype="int64"),
-            "InvoiceDate": pd.to_datetime(
-                ["2010-12-01 08:26", "2010-12-01 09:41", "2010-12-02 10:00"]
-            ).astype("datetime64[ns]"),
+            "InvoiceDate": pd.to_datetime(["2010-12-01 08:26", "2010-12-01 09:41", "2010-12-02 10:00"]).astype(
+                "datetime64[ns]"
+            ),
             "UnitPrice": [2.55, 27.5, 1.85],
             "CustomerID": [17850.0, np.nan, 13047.0],
             "Country": ["United Kingdom", "United Kingdom", "France"],
@@ -78,6 +78,10 @@ def assert_schema_dtypes(df: pd.DataFrame) -> None:
 
 WRITERS = {
     ".csv": lambda df, path: df.to_csv(path, index=False),
+    ".csv.gz": lambda df, path: df.to_csv(path, index=False),
+    ".csv.xz": lambda df, path: df.to_csv(path, index=False),
+    ".csv.bz2": lambda df, path: df.to_csv(path, index=False),
+    ".zip": lambda df, path: df.to_csv(path, index=False),  # pandas zips the CSV inside
     ".xlsx": lambda df, path: df.to_excel(path, index=False),
     ".parquet": lambda df, path: df.to_parquet(path, index=False),
 }
@@ -170,10 +174,7 @@ def test_missing_columns_are_all_named_with_the_columns_found():
 
     message = str(caught.value)
     assert "missing required column(s) ['Quantity', 'UnitPrice']" in message
-    assert (
-        "found columns ['invoiceno', 'stockcode', 'description', 'invoicedate', 'customerid', 'country']"
-        in message
-    )
+    assert "found columns ['invoiceno', 'stockcode', 'description', 'invoicedate', 'customerid', 'country']" in message
 
 
 def test_two_columns_mapping_to_the_same_name_is_an_error():
@@ -190,9 +191,7 @@ def test_unparseable_dates_name_the_column_count_and_values():
     with pytest.raises(DataError) as caught:
         validate_transactions(raw)
 
-    assert "InvoiceDate: 3 values cannot be parsed as dates, e.g. ['not a date', '31/31/2011']" in str(
-        caught.value
-    )
+    assert "InvoiceDate: 3 values cannot be parsed as dates, e.g. ['not a date', '31/31/2011']" in str(caught.value)
 
 
 def test_unparseable_quantities_name_the_column_and_values():
@@ -271,6 +270,20 @@ def test_uci_csv_dates_are_month_first(tmp_path):
     assert loaded["Country"].tolist() == ["United Kingdom", "United Kingdom", "NA"]
 
 
+def test_uk_excel_csv_dates_are_day_first(tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text(UCI_CSV.replace("12/1/2010 8:26", "01/12/2010 08:26").replace("1/12/2011 9:05", "12/01/2011 09:05")
+                    .replace("12/13/2010 10:00", "13/12/2010 10:00"), encoding="utf-8")  # fmt: skip
+
+    loaded = read_transactions(path)
+
+    assert loaded["InvoiceDate"].tolist() == [
+        pd.Timestamp(2010, 12, 1, 8, 26),
+        pd.Timestamp(2011, 1, 12, 9, 5),
+        pd.Timestamp(2010, 12, 13, 10, 0),
+    ]
+
+
 def test_latin1_csv_is_read(tmp_path):
     path = tmp_path / "data.csv"
     path.write_bytes(UCI_CSV.replace("Discount", "Discount £5").encode("latin-1"))
@@ -317,7 +330,7 @@ def test_unknown_suffix_is_an_error(tmp_path):
     path = tmp_path / "transactions.json"
     path.write_text("[]")
 
-    with pytest.raises(DataError, match=r"unsupported file type '\.json'"):
+    with pytest.raises(DataError, match=r"unsupported file type for .*transactions\.json"):
         read_transactions(path)
 
 
