@@ -4,12 +4,12 @@ A thin adapter over ``pricing``: the serving order recorded by training decides 
 declared (``primary``, ``fallback_1``, ...), so ``bentoml build`` packs exactly those; requests are
 validated by ``pricing.api``, answered by ``pricing.serving.PricingEngine`` and cached by
 ``pricing.cache``. The primary's model calls go through adaptive-batching APIs over numpy arrays, so
-concurrent requests share model calls: ``sweep_batch`` takes packed sweep plans (a product's number and a
-price grid, 101 rows of 4 numbers for a default sweep; the context block stays cached in the process,
-``pricing.sweep.Sweeper.pack``) and returns their curve statistics; ``predict_batch`` takes model-matrix
-rows for ``/predict``. BentoML routes these calls through its in-process client, which sends JSON (the
-main service refuses pickle), so what crosses it is kept small: a default sweep's model matrix as JSON
-was 27 MB and 600-700 ms per call.
+concurrent requests share model calls: ``sweep_batch`` takes packed sweep plans (a price list's number and
+the list's response at each grid price, 101 rows of 4 numbers for a default sweep; the context periods stay
+cached in the process, ``pricing.sweep.Sweeper.pack``) and returns their curve statistics; ``predict_batch``
+takes model-matrix rows for ``/predict``. BentoML routes these calls through its in-process client, which
+sends JSON (the main service refuses pickle), so what crosses it is kept small: a default sweep's model
+matrix as JSON was 27 MB and 600-700 ms per call.
 
     bentoml serve service:Pricing            # or: make serve
 """
@@ -38,6 +38,7 @@ from pricing.api import (
     csv_records,
     legacy_rows,
     predict_out,
+    product_page,
     rows_frame,
     sweep_out,
 )
@@ -121,6 +122,11 @@ class Pricing:
     def __is_ready__(self) -> bool:
         return self.engine.ready
 
+    @property
+    def period(self) -> str:
+        """The period the models' demand is per ("W" or "D")."""
+        return self.engine.period
+
     @bentoml.on_shutdown
     def close_cache(self) -> None:
         """Release the cache's connections when the worker stops."""
@@ -133,7 +139,8 @@ class Pricing:
 
     @bentoml.api(batchable=True, batch_dim=0, max_batch_size=200_000, max_latency_ms=2_000)
     def predict_batch(self, matrix: np.ndarray) -> np.ndarray:
-        """Predicted log quantity for model-matrix rows, with the first loaded model (batched across requests)."""
+        """Predicted levels (log(1 + units) at the usual price) for model-matrix rows, with the first loaded
+        model (batched across requests)."""
         return self.engine.models[0].stored.estimator.predict(matrix)
 
     @bentoml.api(route="/price_sweep", input_spec=SweepIn, output_spec=SweepOut)
@@ -143,7 +150,8 @@ class Pricing:
 
     @bentoml.api(route="/predict", input_spec=PredictIn, output_spec=PredictOut)
     async def predict(self, **params: Any) -> PredictOut:
-        """Predicted quantity of each transaction row, with the primary model (falling back as sweeps do)."""
+        """Predicted units of a product in the period of a date at a posted price, per row (falling back as
+        sweeps do)."""
         return PredictOut.model_validate(await self._rows(PredictIn(**params)))
 
     async def _sweep_batched(self, plan: SweepPlan) -> np.ndarray:
@@ -162,7 +170,7 @@ class Pricing:
             return {**json.loads(cached), "cached": True}
         with _http_errors():
             answer = await self.engine.sweep(request, primary_sweep=self._sweep_batched)
-        body = sweep_out(answer)
+        body = sweep_out(answer, self.period)
         self.cache.set(key, json.dumps(body).encode())
         return body
 
@@ -170,7 +178,7 @@ class Pricing:
         frame = rows_frame(payload.rows)
         with _http_errors():
             answer = await self.engine.predict_rows(frame, primary_predict=self._predict_batched)
-        return predict_out(answer, frame)
+        return predict_out(answer, self.period)
 
     # Routes that BentoML's POST-only, one-schema APIs cannot express live on the mounted FastAPI app;
     # BentoML injects the service instance as their first parameter.
@@ -227,24 +235,11 @@ class Pricing:
         offset: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> dict[str, Any]:
-        """The products that can be priced, with description, observed price range and history rows."""
+        """The products that can be priced, each with its price lists (usual, latest and observed posted
+        prices, quantity tier, whether its response is identifiable) and the main one."""
         if not self.engine.ready:
             raise HTTPException(status_code=503, detail="no model loaded")
-        catalogue = self.engine.catalogue.reset_index()
-        if q:
-            text = catalogue["StockCode"] + " " + catalogue["description"].str.upper()
-            catalogue = catalogue[text.str.contains(q.upper(), regex=False)]
-        page = catalogue.iloc[offset : offset + limit]
-        return {
-            "total": len(catalogue),
-            "offset": offset,
-            "limit": limit,
-            "products": [
-                {"stockcode": row.StockCode, "description": row.description, "price_min": row.price_min,
-                 "price_max": row.price_max, "rows": int(row.rows), "last_sold": row.last_sold.isoformat()}
-                for row in page.itertuples()
-            ],
-        }  # fmt: skip
+        return product_page(self.engine.catalogue, q, offset, limit)
 
     @web.get("/model")
     def model(self) -> dict[str, Any]:

@@ -38,6 +38,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--s3-prefix", default="pricing", help="key prefix for --s3-bucket (default: pricing)")
     parser.add_argument("--synthetic-lines", type=int, help="size of the generated data set")
     parser.add_argument("--synthetic-products", type=int, help="products in the generated data set")
+    parser.add_argument("--period", choices=("W", "D"), default="W", help="demand per week (W, default) or per day (D)")
     args = parser.parse_args(argv)
 
     families = tuple(f.strip() for f in args.families.split(",") if f.strip())
@@ -58,6 +59,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         s3_prefix=args.s3_prefix,
         synthetic_lines=args.synthetic_lines,
         synthetic_products=args.synthetic_products,
+        period=args.period,
     )
 
 
@@ -66,13 +68,16 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stdout)
     from pricing.data import DataError
-    from pricing.training import run_training
+    from pricing.training import NoModelPassedError, run_training
 
     try:
         run_training(config)
     except DataError as exc:
         logging.getLogger("train").error("data error: %s", exc)
         return 2
+    except NoModelPassedError as exc:
+        logging.getLogger("train").error("%s", exc)
+        return 3
     return 0
 
 

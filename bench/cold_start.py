@@ -28,6 +28,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from pricing.evaluate import best_selling_lists
 from pricing.local_server import ROOT, free_port, launch, stop_group, wait_ready
 from pricing.registry import load_model, serving_order
 
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     models = serving_order()
-    stockcode = str(load_model(models[0]).context.catalogue["rows"].idxmax())
+    stockcode = best_selling_lists(load_model(models[0]).context.catalogue, n=1)[0]
     runs = []
     for i in range(args.runs):
         runs.append(one_run(stockcode, args.out / f"cold_start_serve_{i + 1}.log"))

@@ -83,12 +83,12 @@ def add_arguments(parser: Any) -> None:
 
 @dataclass(frozen=True)
 class Product:
-    """A product the service can price, with the range of prices it was sold at."""
+    """A product the service can price, with the range of prices its main list was posted at."""
 
     stockcode: str
     price_min: float
     price_max: float
-    rows: int
+    units_per_period: float
 
 
 PRODUCTS: list[Product] = []
@@ -116,10 +116,11 @@ def fetch_catalogue(host: str) -> list[Product]:
         response.raise_for_status()
         page = response.json()
         total = page["total"]
-        products += [
-            Product(p["stockcode"], float(p["price_min"]), float(p["price_max"]), int(p["rows"]))
-            for p in page["products"]
-        ]
+        for product in page["products"]:
+            main = next(lst for lst in product["lists"] if lst["segment"] == product["main_segment"])
+            products.append(
+                Product(product["stockcode"], main["price_min"], main["price_max"], main["units_per_period"])
+            )
         offset += CATALOGUE_PAGE
     return products
 
@@ -143,7 +144,9 @@ def random_range(rng: random.Random, product: Product) -> tuple[float, float]:
 
 def cached_requests(products: list[Product]) -> list[dict[str, Any]]:
     """The fixed set of the cached scenario: the best-selling products over their whole observed range."""
-    priced = sorted((p for p in products if p.price_max > p.price_min), key=lambda p: (-p.rows, p.stockcode))
+    priced = sorted(
+        (p for p in products if p.price_max > p.price_min), key=lambda p: (-p.units_per_period, p.stockcode)
+    )
     return [
         {"stockcode": p.stockcode, "price_min": p.price_min, "price_max": p.price_max, "bins": BINS}
         for p in priced[:CACHED_SET_SIZE]
@@ -180,7 +183,13 @@ def _option(environment: Any, name: str, default: Any) -> Any:
 
 
 def curve_problem(
-    curve: list[dict[str, Any]], optimal_price: float, optimal_sales: float, lo: float, hi: float, bins: int
+    curve: list[dict[str, Any]],
+    optimal_price: float,
+    optimal_sales: float,
+    lo: float,
+    hi: float,
+    bins: int,
+    paid_ratio: float | None = None,
 ) -> str | None:
     """What is wrong with a curve and its optimum for a request over [lo, hi] with ``bins`` prices, if anything."""
     if len(curve) != bins:
@@ -197,8 +206,10 @@ def curve_problem(
             return f"non-finite or negative prediction at {point['unit_price']}"
         if not point["quantity_min"] - TOLERANCE <= point["quantity"] <= point["quantity_max"] + TOLERANCE:
             return f"quantity outside its min..max at {point['unit_price']}"
-        if not _close(point["predicted_sales"], point["unit_price"] * point["quantity"]):
-            return f"predicted_sales != unit_price x quantity at {point['unit_price']}"
+        # Sales are price x units x the list's paid ratio (tier discounts): the same ratio at every price.
+        paid = paid_ratio or curve[0]["predicted_sales"] / max(curve[0]["unit_price"] * curve[0]["quantity"], 1e-12)
+        if not _close(point["predicted_sales"], point["unit_price"] * point["quantity"] * paid):
+            return f"predicted_sales != unit_price x quantity x paid ratio at {point['unit_price']}"
     best = max(sales)
     if not _close(optimal_sales, best):
         return f"optimal predicted_sales {optimal_sales} is not the curve's maximum {best}"
@@ -215,8 +226,10 @@ def sweep_problem(body: dict[str, Any], stockcode: str, lo: float, hi: float, bi
         return f"answered by fallback {body.get('model', {}).get('name')} (the primary failed or was too slow)"
     if not body.get("context_rows", 0) > 0:
         return "no context rows"
-    optimal = body["optimal"]
-    return curve_problem(body["curve"], optimal["unit_price"], optimal["predicted_sales"], lo, hi, bins)
+    optimal, paid = body["optimal"], body["price_list"]["paid_ratio"]
+    if not optimal["interval"][0] <= optimal["unit_price"] <= optimal["interval"][1]:
+        return f"optimal unit_price {optimal['unit_price']} outside its interval {optimal['interval']}"
+    return curve_problem(body["curve"], optimal["unit_price"], optimal["predicted_sales"], lo, hi, bins, paid)
 
 
 def legacy_problem(rows: list[dict[str, Any]], stockcode: str, lo: float, hi: float, bins: int) -> str | None:

@@ -1,23 +1,30 @@
 """HTTP schemas: validated inputs (their descriptions and examples drive the OpenAPI page) and responses.
 
 The service validates every input here, at the boundary; anything out of range is a 400 that names the
-field. Sweep responses are built from a ``pricing.serving.SweepAnswer`` in two shapes: the native one and
-the list of per-price objects that clients of the original system read from ``/v1/predict-price``. Row
-predictions (``/predict``, and ``/invocations`` with rows as JSON or CSV) from a ``RowsAnswer``.
+field. Sweep responses are built from a ``pricing.serving.SweepAnswer`` in two shapes: the native one (the
+curve per period, the optimum with its interval, and the price list it is for) and the list of per-price
+objects that clients of the original system read from ``/v1/predict-price`` (that shape is unchanged: none
+of the new fields). Demand predictions (``/predict``, and ``/invocations`` with rows as JSON or CSV) from a
+``RowsAnswer``.
 """
 
 from __future__ import annotations
 
 import io
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pricing.serving import RowsAnswer, SweepAnswer
 from pricing.sweep import DEFAULT_BINS, DEFAULT_CONTEXT, MAX_BINS, MAX_CONTEXT, MIN_BINS, SweepRequest
+
+Segment = Literal["wholesale", "retail"]
+_SEGMENT = (
+    "Price list: wholesale (registered customers' list, with quantity tiers) or retail (the list lines without a "
+    "customer id mostly pay, about twice the wholesale one). Default: the product's main list"
+)
 
 
 class SweepIn(BaseModel):
@@ -28,18 +35,21 @@ class SweepIn(BaseModel):
     stockcode: str = Field(
         min_length=1, max_length=32, description="Product stock code, as in the transactions", examples=["85123A"]
     )
+    segment: Segment | None = Field(None, description=_SEGMENT, examples=["wholesale"])
     price_min: float | None = Field(
-        None, gt=0, allow_inf_nan=False, description="Lowest price of the grid (default: lowest observed)",
-        examples=[2.0],
+        None, gt=0, allow_inf_nan=False, examples=[2.0],
+        description="Lowest posted price of the grid (default: the lower of the lowest posted price and 0.7x the "
+        "usual one)",
     )  # fmt: skip
     price_max: float | None = Field(
-        None, gt=0, allow_inf_nan=False, description="Highest price of the grid (default: highest observed)",
-        examples=[3.5],
+        None, gt=0, allow_inf_nan=False, examples=[3.5],
+        description="Highest posted price of the grid (default: the higher of the highest posted price and 1.45x "
+        "the usual one)",
     )  # fmt: skip
     bins: int = Field(DEFAULT_BINS, ge=MIN_BINS, le=MAX_BINS, description="Number of grid prices", examples=[100])
     context: int = Field(
-        DEFAULT_CONTEXT, ge=1, le=MAX_CONTEXT, description="How many of the product's latest transactions to "
-        "re-price at every grid price", examples=[1000],
+        DEFAULT_CONTEXT, ge=1, le=MAX_CONTEXT, description="How many of the list's latest periods to re-price at "
+        "every grid price", examples=[DEFAULT_CONTEXT],
     )  # fmt: skip
 
     @model_validator(mode="after")
@@ -50,7 +60,9 @@ class SweepIn(BaseModel):
 
     def to_request(self) -> SweepRequest:
         """The core's request object (the stock code upper-cased, as the loader stores codes)."""
-        return SweepRequest(self.stockcode.strip().upper(), self.price_min, self.price_max, self.bins, self.context)
+        return SweepRequest(
+            self.stockcode.strip().upper(), self.price_min, self.price_max, self.bins, self.context, self.segment
+        )
 
 
 class ModelRef(BaseModel):
@@ -62,37 +74,73 @@ class ModelRef(BaseModel):
 
 
 class CurvePoint(BaseModel):
-    """Predicted demand at one grid price."""
+    """Predicted demand per period at one posted price."""
 
-    unit_price: float
-    quantity: float = Field(description="Median predicted quantity per transaction line")
+    unit_price: float = Field(description="Posted (list) price")
+    quantity: float = Field(description="Predicted units per period: the median over the context periods")
     quantity_min: float
     quantity_max: float
-    predicted_sales: float = Field(description="unit_price x quantity")
+    predicted_sales: float = Field(description="unit_price x quantity x the list's paid ratio (tier discounts)")
 
 
 class Optimal(BaseModel):
-    """The revenue-maximising grid price."""
+    """The revenue-maximising grid price, and how sure it is."""
 
     unit_price: float
     quantity: float
     predicted_sales: float
+    interval: list[float] = Field(
+        description="80% interval of the optimal price under the posterior of the list's price response"
+    )
+    at_grid_edge: Literal["lower", "upper"] | None = Field(
+        description="The optimum is the grid's lowest or highest price: the curve says to go further"
+    )
+
+
+class QuantityTier(BaseModel):
+    """The list's quantity-discount tier, recognised from its sales."""
+
+    min_quantity: float = Field(description="Smallest order quantity that usually gets the tier price")
+    price_factor: float = Field(description="Tier price / posted price")
+    unit_share: float = Field(description="Share of the list's units sold at the tier price")
+
+
+class PriceList(BaseModel):
+    """The price list the sweep prices, and how its price response was estimated."""
+
+    segment: Segment
+    usual_price: float = Field(description="The posted price of most periods")
+    latest_price: float
+    observed_price_range: list[float] = Field(description="Lowest and highest posted price in the data")
+    paid_ratio: float = Field(description="Revenue / (posted price x units): below 1 where tiers give discounts")
+    quantity_tier: QuantityTier | None
+    identifiable: bool = Field(
+        description="The list's own price history pins down its response; false: the curve rests on the response "
+        "pooled over similar lists"
+    )
+    response: Literal["own", "pooled"]
+    own_weight: float = Field(description="Share of what is known of the list's response that comes from its own data")
 
 
 class SweepOut(BaseModel):
-    """A demand and revenue curve and its optimum."""
+    """A demand and revenue curve per period over posted prices, its optimum, and the price list it is for."""
 
     stockcode: str
     model: ModelRef
     fallback_used: bool
     cached: bool
-    context_rows: int
+    period: str = Field(description="The period quantities and sales are per: week or day")
+    context_rows: int = Field(description="Context periods re-priced at every grid price")
+    price_list: PriceList
     curve: list[CurvePoint]
     optimal: Optimal
 
 
-def sweep_out(answer: SweepAnswer) -> dict[str, Any]:
-    """The native response body (``cached`` false) for an answer."""
+PERIOD_NAMES = {"W": "week", "D": "day"}
+
+
+def sweep_out(answer: SweepAnswer, period: str) -> dict[str, Any]:
+    """The native response body (``cached`` false) for an answer; ``period`` is the models' ("W" or "D")."""
     body = answer.result.to_dict()
     name, version = answer.model.tag.split(":")
     return {
@@ -100,7 +148,9 @@ def sweep_out(answer: SweepAnswer) -> dict[str, Any]:
         "model": {"name": name, "version": version, "role": answer.model.role},
         "fallback_used": answer.fallback_used,
         "cached": False,
+        "period": PERIOD_NAMES.get(period, period),
         "context_rows": body["context_rows"],
+        "price_list": body["price_list"],
         "curve": body["curve"],
         "optimal": body["optimal"],
     }
@@ -123,67 +173,116 @@ def legacy_rows(body: dict[str, Any]) -> list[dict[str, Any]]:
 MAX_ROWS = 10_000
 
 
-class TransactionRow(BaseModel):
-    """One transaction line to predict the quantity of; UCI column names (or snake_case) are accepted."""
+class DemandRow(BaseModel):
+    """One question: how many units of this product sell in the period of this date at this posted price?
+    The UCI column names (StockCode, UnitPrice, InvoiceDate) or snake_case are accepted."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     stockcode: str = Field(alias="StockCode", min_length=1, max_length=32, examples=["85123A"])
-    unit_price: float = Field(alias="UnitPrice", gt=0, allow_inf_nan=False, examples=[2.55])
-    invoice_date: datetime = Field(alias="InvoiceDate", examples=["2011-12-01T10:00:00"])
-    customer_id: float | None = Field(None, alias="CustomerID", examples=[17850])
-    country: str = Field("United Kingdom", alias="Country", min_length=1, max_length=64)
+    unit_price: float = Field(
+        alias="UnitPrice", gt=0, allow_inf_nan=False, examples=[2.95], description="Posted (list) price"
+    )
+    invoice_date: datetime = Field(
+        alias="InvoiceDate", examples=["2011-12-01T10:00:00"], description="Any date in the period"
+    )
+    segment: Segment | None = Field(None, description=_SEGMENT)
 
 
 class PredictIn(BaseModel):
-    """Transaction rows (other columns, such as Quantity or InvoiceNo, are ignored)."""
+    """Demand questions (other columns, such as Quantity, Country or InvoiceNo, are ignored)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    rows: list[TransactionRow] = Field(min_length=1, max_length=MAX_ROWS)
+    rows: list[DemandRow] = Field(min_length=1, max_length=MAX_ROWS)
 
 
 class RowPrediction(BaseModel):
-    """The predicted quantity of one row."""
+    """Predicted demand of one row's product and list in its period."""
 
     stockcode: str
+    segment: Segment
+    period: str = Field(description="First day of the period the date falls in")
     unit_price: float
-    quantity: float = Field(description="Predicted quantity of the transaction line")
-    known_product: bool = Field(description="Whether the product was in the training data")
+    quantity: float = Field(description="Predicted units in the period")
+    predicted_sales: float = Field(description="unit_price x quantity x the list's paid ratio")
+    known_product: bool = Field(description="Whether the product's list was in the training data")
 
 
 class PredictOut(BaseModel):
-    """Predicted quantities, in the order of the rows sent, and which model made them."""
+    """Predictions, in the order of the rows sent, and which model made them."""
 
     model: ModelRef
     fallback_used: bool
+    period: str
     predictions: list[RowPrediction]
 
 
-def rows_frame(rows: list[TransactionRow]) -> pd.DataFrame:
-    """The rows as the feature pipeline reads them (UCI column names, naive timestamps as in training)."""
+def rows_frame(rows: list[DemandRow]) -> pd.DataFrame:
+    """The rows as the engine reads them: StockCode, segment (None: main list), date (naive, as in training),
+    posted_price."""
     dates = pd.to_datetime([r.invoice_date for r in rows], utc=True).tz_convert(None).astype("datetime64[ns]")
     return pd.DataFrame({
         "StockCode": [r.stockcode.strip().upper() for r in rows],
-        "UnitPrice": [r.unit_price for r in rows],
-        "InvoiceDate": dates,
-        "CustomerID": [np.nan if r.customer_id is None else r.customer_id for r in rows],
-        "Country": [r.country for r in rows],
+        "segment": [r.segment for r in rows],
+        "date": dates,
+        "posted_price": [r.unit_price for r in rows],
     })  # fmt: skip
 
 
-def predict_out(answer: RowsAnswer, frame: pd.DataFrame) -> dict[str, Any]:
-    """The /predict response body for an answer about ``frame``'s rows."""
+def predict_out(answer: RowsAnswer, period: str) -> dict[str, Any]:
+    """The /predict response body for an answer."""
     name, version = answer.model.tag.split(":")
+    cells = answer.cells
     return {
         "model": {"name": name, "version": version, "role": answer.model.role},
         "fallback_used": answer.fallback_used,
+        "period": PERIOD_NAMES.get(period, period),
         "predictions": [
-            {"stockcode": code, "unit_price": float(price), "quantity": float(q), "known_product": bool(known)}
-            for code, price, q, known in zip(
-                frame["StockCode"], frame["UnitPrice"], answer.quantity, answer.known_product, strict=True
+            {"stockcode": code, "segment": segment, "period": f"{start:%Y-%m-%d}", "unit_price": float(price),
+             "quantity": float(units), "predicted_sales": float(sales), "known_product": bool(known)}
+            for code, segment, start, price, units, sales, known in zip(
+                cells["StockCode"], cells["segment"], cells["period"], cells["posted_price"], answer.units,
+                answer.sales, answer.known, strict=True,
             )
         ],
+    }  # fmt: skip
+
+
+def product_page(catalogue: pd.DataFrame, query: str, offset: int, limit: int) -> dict[str, Any]:
+    """A page of the products matching ``query`` (in the stock code or description), each with its lists."""
+    lists = catalogue.reset_index()
+    if query:
+        text = lists["StockCode"] + " " + lists["description"].fillna("").str.upper()
+        lists = lists[text.str.contains(query.upper(), regex=False)]
+    codes = lists.drop_duplicates("StockCode")["StockCode"]
+    page = codes.iloc[offset : offset + limit]
+    products = []
+    for code, rows in lists[lists["StockCode"].isin(page)].groupby("StockCode", sort=False):
+        main = rows.sort_values("default", ascending=False).iloc[0]
+        products.append(
+            {
+                "stockcode": code,
+                "description": main["description"],
+                "main_segment": main["segment"],
+                "usual_price": float(main["usual_price"]),
+                "lists": [_list_summary(row) for row in rows.itertuples()],
+            }
+        )
+    return {"total": len(codes), "offset": offset, "limit": limit, "products": products}
+
+
+def _list_summary(row: Any) -> dict[str, Any]:
+    return {
+        "segment": row.segment,
+        "usual_price": float(row.usual_price),
+        "latest_price": float(row.latest_price),
+        "price_min": float(row.price_min),
+        "price_max": float(row.price_max),
+        "price_changes": int(row.price_changes),
+        "units_per_period": round(float(row.units_per_period), 3),
+        "identifiable": bool(row.identifiable),
+        "last_period": f"{row.last_period:%Y-%m-%d}",
     }
 
 

@@ -95,6 +95,7 @@ class TrainConfig:
     s3_prefix: str = "pricing"
     synthetic_lines: int | None = None  # override the budget's synthetic data size
     synthetic_products: int | None = None
+    period: str = "W"  # demand cells per week ("W") or day ("D"); see docs/MODELS.md
 
     @property
     def n_synthetic_lines(self) -> int:

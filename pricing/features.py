@@ -1,18 +1,29 @@
-"""Features, the time split and the target transform.
+"""Features of a demand cell (one product's price list in one period), the time split and the target.
 
-Three stages, in this order:
+The unit of everything downstream is a demand cell from ``pricing.demand``: units of a product sold on one
+price list in one period against the price posted for it. A cell's expected units factorise into
 
-1. ``add_history_features`` (no fitting): per-row aggregates that use only rows strictly earlier in time
-   (the product's lines in the previous 28 days; the customer's earlier invoices and their mean log
-   quantity). They are computed on the whole cleaned log, which is what a live system knows at each
-   moment, so they leak nothing from the future.
-2. ``split_by_time``: the latest period is the test set, the period before it the validation set.
-3. ``FeaturePipeline`` (fitted on training rows only): per-product reference price and level, per-country
-   level, then the model matrix. The matrix is the context block (everything that does not depend on
-   the price) followed by the price block from ``price_features``; training and the price sweep both
-   call that one function, so the two can never drift apart.
+    units(period, price) = level(period) x D(price),        log D = pricing.response.log_response
 
-The model target is log quantity: ``to_target`` and ``from_target`` are the only transforms.
+where ``D`` is the list's own, partially pooled response to its posted price relative to its usual price
+(``pricing.response``; ``D = 1`` at the usual price) and the level is what the list would sell at its usual
+price in that period. The model families forecast the level from the period's calendar and the list's
+features; the price enters only through ``D``. No family can know more about one product's response than
+its own price history and the pooled response of similar ones, which is what ``D`` holds, and a family
+that learned its own price effect from log(1 + units) learned it attenuated by the many small counts.
+
+In order:
+
+1. ``split_by_time``: the latest periods are the test set, the periods before them validation (a period is
+   never split).
+2. ``FeaturePipeline.fit`` learns from training cells only: each list's usual (most often posted) price, its
+   level (units, orders and order size per period), its paid-to-posted ratio, and its price response.
+3. ``FeaturePipeline.transform``: the model matrix of the level (the context block: calendar and list
+   features). ``FeaturePipeline.level_target``: the training target, the cell's units at its usual price
+   (``units / D(posted price)``) on the target scale. ``FeaturePipeline.log_response``: ``log D`` of cells
+   at their posted (or other) prices, the one price function training, ``/predict`` and the sweep share.
+
+The target is ``log(1 + units)`` (a period may sell nothing): ``to_target`` and ``from_target``.
 """
 
 from __future__ import annotations
@@ -22,90 +33,35 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-CALENDAR_FEATURES = ("month_sin", "month_cos", "week_sin", "week_cos", "day_of_week", "hour", "days_to_christmas")
-PRODUCT_FEATURES = ("product_known", "log_ref_price", "product_mean_logq", "log_product_lines", "product_price_spread")
-HISTORY_FEATURES = ("log_product_lines_28d", "has_customer", "log_customer_prior_invoices", "customer_past_mean_logq")
-COUNTRY_FEATURES = ("is_uk", "country_mean_logq")
-CONTEXT_FEATURES = CALENDAR_FEATURES + PRODUCT_FEATURES + HISTORY_FEATURES + COUNTRY_FEATURES
-# The price enters once, relative to the product's reference price (see docs/MODELS.md for the measured
-# alternatives): an absolute log price mixes the between-product price tier (already in log_ref_price) with
-# within-product price moves, and a second, nearly collinear transform of the ratio (its log) leaves the
-# curvature of the demand curve, and with it the revenue optimum, weakly identified.
-PRICE_FEATURES = ("price_ratio",)
-FEATURES = CONTEXT_FEATURES + PRICE_FEATURES
+from pricing.demand import period_start
+from pricing.response import PriceResponse, log_response
 
-# Columns add_history_features appends; the serving context store keeps them with the raw columns.
-HISTORY_COLUMNS = ("product_lines_28d", "customer_prior_invoices", "customer_past_mean_logq")
-CONTEXT_COLUMNS = ("StockCode", "InvoiceDate", "UnitPrice", "Quantity", "CustomerID", "Country", *HISTORY_COLUMNS)
+CALENDAR_FEATURES = ("week_sin", "week_cos", "days_to_christmas", "log_trading_days")
+LIST_FEATURES = (
+    "is_retail", "log_usual_price", "log_units_per_period", "log_orders_per_period", "mean_log_size",
+    "paid_ratio", "log_periods", "list_season", "list_trend",
+)  # fmt: skip
+RESPONSE_FEATURES = ("response_slope", "response_own_weight")
+CONTEXT_FEATURES = CALENDAR_FEATURES + LIST_FEATURES + RESPONSE_FEATURES
+FEATURES = CONTEXT_FEATURES  # the families' input: the level does not depend on the price
+KEYS = ["StockCode", "segment"]
 
-_WINDOW = pd.Timedelta(days=28)
+_SMOOTHING_PERIODS = 4.0  # a list's level is shrunk towards its segment's as if it had this many average periods
 
 
-def to_target(quantity: np.ndarray | pd.Series) -> np.ndarray:
-    """Model target from quantities (cleaned quantities are >= 1)."""
-    return np.log(np.asarray(quantity, dtype=np.float64))
+def to_target(units: np.ndarray | pd.Series) -> np.ndarray:
+    """Model target from units per period (zero allowed)."""
+    return np.log1p(np.asarray(units, dtype=np.float64))
 
 
-def from_target(log_quantity: np.ndarray) -> np.ndarray:
-    """Quantities from model outputs; the inverse of ``to_target``."""
-    return np.exp(log_quantity)
+def from_target(target: np.ndarray) -> np.ndarray:
+    """Units per period from model outputs; the inverse of ``to_target``, never below zero."""
+    return np.maximum(np.expm1(np.asarray(target, dtype=np.float64)), 0.0)
 
 
-def price_features(unit_price: np.ndarray, ref_price: np.ndarray) -> np.ndarray:
-    """The price block of the model matrix, shape (n, len(PRICE_FEATURES)), for prices and reference prices."""
-    ratio = np.asarray(unit_price, dtype=np.float64) / ref_price
-    return ratio.astype(np.float32)[:, None]
-
-
-# ---------------------------------------------------------------------------------------------------
-# History features (past only)
-
-
-def add_history_features(clean: pd.DataFrame) -> pd.DataFrame:
-    """Return the cleaned rows with HISTORY_COLUMNS added, each computed from strictly earlier rows only."""
-    rows = clean.reset_index(drop=True)
-    out = rows.copy()
-    out["product_lines_28d"] = _count_recent_lines(rows)
-    prior, past_mean = _customer_history(rows)
-    out["customer_prior_invoices"] = prior
-    out["customer_past_mean_logq"] = past_mean
-    return out
-
-
-def _count_recent_lines(rows: pd.DataFrame) -> np.ndarray:
-    """Lines of the same product in the 28 days before each row (rows at the same instant excluded)."""
-    group = pd.factorize(rows["StockCode"])[0].astype(np.int64)
-    seconds = (rows["InvoiceDate"] - rows["InvoiceDate"].min()).dt.total_seconds().to_numpy(np.int64)
-    span = int(seconds.max()) + int(_WINDOW.total_seconds()) + 1
-    key = group * span + seconds  # one sorted axis holding every product's timeline back to back
-    order = np.argsort(key, kind="stable")
-    sorted_key = key[order]
-    window_start = np.searchsorted(sorted_key, key - int(_WINDOW.total_seconds()), side="left")
-    first_same_instant = np.searchsorted(sorted_key, key, side="left")
-    return (first_same_instant - window_start).astype(np.int64)
-
-
-def _customer_history(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: the customer's number of earlier invoices and mean log quantity over them (NaN if none)."""
-    known = rows["CustomerID"].notna()
-    lines = rows.loc[known, ["CustomerID", "InvoiceNo", "InvoiceDate"]]
-    lines = lines.assign(logq=to_target(rows.loc[known, "Quantity"]))
-    invoices = (
-        lines.groupby(["CustomerID", "InvoiceNo"], sort=False)
-        .agg(time=("InvoiceDate", "min"), logq_sum=("logq", "sum"), n=("logq", "size"))
-        .reset_index()
-        .sort_values(["CustomerID", "time", "InvoiceNo"], kind="stable")
-    )
-    by_customer = invoices.groupby("CustomerID", sort=False)
-    invoices["prior"] = by_customer.cumcount()
-    past_sum = by_customer["logq_sum"].cumsum() - invoices["logq_sum"]
-    past_n = by_customer["n"].cumsum() - invoices["n"]
-    invoices["past_mean"] = np.where(past_n > 0, past_sum / past_n.where(past_n > 0, 1), np.nan)
-
-    merged = rows[["CustomerID", "InvoiceNo"]].merge(
-        invoices[["CustomerID", "InvoiceNo", "prior", "past_mean"]], on=["CustomerID", "InvoiceNo"], how="left"
-    )
-    return merged["prior"].fillna(0).to_numpy(np.int64), merged["past_mean"].to_numpy(np.float64)
+def units_at_price(level_target: np.ndarray, log_d: np.ndarray) -> np.ndarray:
+    """Units per period from a predicted level (target scale) and ``log D`` at the price (broadcasting)."""
+    return from_target(level_target) * np.exp(log_d)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -114,32 +70,39 @@ def _customer_history(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True)
 class Split:
-    """Training, validation and test rows, in time order."""
+    """Training, validation and test cells, in time order."""
 
     train: pd.DataFrame
     val: pd.DataFrame
     test: pd.DataFrame
 
+    def parts(self) -> list[tuple[str, pd.DataFrame]]:
+        """(name, cells) of each part, in time order."""
+        return [("train", self.train), ("val", self.val), ("test", self.test)]
+
     def describe(self) -> str:
-        """One line per part: rows and date range."""
-        parts = []
-        for name, part in (("train", self.train), ("val", self.val), ("test", self.test)):
-            start, end = part["InvoiceDate"].min(), part["InvoiceDate"].max()
-            parts.append(f"{name:<5} {len(part):>9,} rows  {start:%Y-%m-%d} .. {end:%Y-%m-%d}")
-        return "\n".join(parts)
+        """One line per part: cells and period range."""
+        lines = []
+        for name, part in self.parts():
+            start, end = part["period"].min(), part["period"].max()
+            lines.append(f"{name:<5} {len(part):>9,} cells  periods {start:%Y-%m-%d} .. {end:%Y-%m-%d}")
+        return "\n".join(lines)
 
 
-def split_by_time(rows: pd.DataFrame, val_fraction: float = 0.15, test_fraction: float = 0.15) -> Split:
-    """Split by calendar day: the latest ``test_fraction`` of rows is the test set, the block before it validation."""
-    days = rows["InvoiceDate"].dt.normalize()
-    test_start = days.quantile(1.0 - test_fraction, interpolation="lower")
-    val_start = days.quantile(1.0 - test_fraction - val_fraction, interpolation="lower")
-    train = rows[days < val_start]
-    val = rows[(days >= val_start) & (days < test_start)]
-    test = rows[days >= test_start]
-    if min(len(train), len(val), len(test)) == 0:
-        raise ValueError(f"time split left an empty part (train {len(train)}, val {len(val)}, test {len(test)} rows)")
-    return Split(train.reset_index(drop=True), val.reset_index(drop=True), test.reset_index(drop=True))
+def split_by_time(cells: pd.DataFrame, val_fraction: float = 0.15, test_fraction: float = 0.15) -> Split:
+    """Split by period: the latest ``test_fraction`` of periods is the test set, the block before it validation."""
+    periods = np.sort(cells["period"].unique())
+    n_test = max(1, round(len(periods) * test_fraction))
+    n_val = max(1, round(len(periods) * val_fraction))
+    if len(periods) < n_test + n_val + 2:
+        raise ValueError(f"{len(periods)} periods are too few to split into training, validation and test")
+    test_start, val_start = periods[-n_test], periods[-n_test - n_val]
+    parts = [
+        cells[cells["period"] < val_start],
+        cells[(cells["period"] >= val_start) & (cells["period"] < test_start)],
+        cells[cells["period"] >= test_start],
+    ]
+    return Split(*(p.reset_index(drop=True) for p in parts))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -147,149 +110,168 @@ def split_by_time(rows: pd.DataFrame, val_fraction: float = 0.15, test_fraction:
 
 
 class FeaturePipeline:
-    """Turns enriched transaction rows into the model matrix; everything it learns comes from ``fit`` rows."""
+    """Turns demand cells into the model matrix; everything it learns comes from ``fit`` cells."""
 
     feature_names: tuple[str, ...] = FEATURES
-    context_names: tuple[str, ...] = CONTEXT_FEATURES
 
-    def __init__(self, smoothing: float = 20.0) -> None:
-        self.smoothing = smoothing
+    def __init__(self, period: str = "W") -> None:
+        self.period = period
 
-    def fit(self, rows: pd.DataFrame) -> FeaturePipeline:
-        """Learn product and country statistics from training rows; return self."""
-        logq = to_target(rows["Quantity"])
-        self.global_logq_ = float(logq.mean())
-        self.global_price_ = float(rows["UnitPrice"].median())
-        frame = pd.DataFrame(
+    def fit(self, cells: pd.DataFrame) -> FeaturePipeline:
+        """Learn list statistics and price responses from training cells; return self."""
+        group = cells.groupby(KEYS, sort=True)
+        counts = cells.groupby([*KEYS, "posted_price"]).size().rename("n").reset_index()
+        usual = counts.sort_values([*KEYS, "n", "posted_price"], ascending=[True, True, False, False])
+        usual = usual.drop_duplicates(KEYS).set_index(KEYS)["posted_price"]
+        listed = (cells["posted_price"] * cells["units"]).groupby([cells["StockCode"], cells["segment"]]).sum()
+        stats = pd.DataFrame(
             {
-                "StockCode": rows["StockCode"].to_numpy(),
-                "Country": rows["Country"].to_numpy(),
-                "logq": logq,
-                "log_price": np.log(rows["UnitPrice"].to_numpy(np.float64)),
+                "usual_price": usual,
+                "periods": group.size(),
+                "units": group["units"].sum(),
+                "orders": group["orders"].sum(),
+                "lines": group["lines"].sum(),
+                "log_quantity_sum": group["log_quantity_sum"].sum(),
+                "paid_ratio": (group["revenue"].sum() / listed.where(listed > 0)).clip(0.0, 1.5),
             }
         )
-        products = frame.groupby("StockCode").agg(
-            n=("logq", "size"),
-            logq_sum=("logq", "sum"),
-            price_spread=("log_price", "std"),
-            log_ref_price=("log_price", "median"),
+        self.segments_ = self._segment_defaults(stats)
+        defaults = self.segments_.reindex(stats.index.get_level_values("segment"))
+        n, prior_n = stats["periods"].to_numpy(), _SMOOTHING_PERIODS
+        # Levels are shrunk towards the segment's, so a list seen twice does not get an extreme value.
+        stats["log_units_per_period"] = np.log1p(
+            (stats["units"] + prior_n * defaults["units_per_period"].to_numpy()) / (n + prior_n)
         )
-        products["mean_logq"] = self._smoothed(products["logq_sum"], products["n"])
-        products["log_lines"] = np.log1p(products["n"])
-        products["price_spread"] = products["price_spread"].fillna(0.0)
-        self.products_ = products[["log_ref_price", "mean_logq", "log_lines", "price_spread"]].astype(np.float64)
-        countries = frame.groupby("Country")["logq"].agg(["sum", "size"])
-        self.countries_ = self._smoothed(countries["sum"], countries["size"]).astype(np.float64)
+        stats["log_orders_per_period"] = np.log1p(
+            (stats["orders"] + prior_n * defaults["orders_per_period"].to_numpy()) / (n + prior_n)
+        )
+        stats["mean_log_size"] = (stats["log_quantity_sum"] + prior_n * defaults["mean_log_size"].to_numpy()) / (
+            stats["lines"] + prior_n
+        )
+        stats["paid_ratio"] = _fill(stats["paid_ratio"], defaults["paid_ratio"])
+        stats["log_periods"] = np.log(n)
+
+        self.response_ = PriceResponse().fit(cells, stats["usual_price"])
+        response = self.response_.lists_.reindex(stats.index)
+        stats = stats.join(response[["slope", "own_weight", "season", "trend"]])
+        self.lists_ = stats[
+            ["usual_price", "log_units_per_period", "log_orders_per_period", "mean_log_size", "paid_ratio",
+             "log_periods", "season", "trend", "slope", "own_weight"]
+        ].astype(np.float64)  # fmt: skip
+        self.trading_days_ = int(cells.groupby("period")["trading_days"].first().median())
         return self
 
-    def _smoothed(self, total: pd.Series, count: pd.Series) -> pd.Series:
-        # Shrinks small groups towards the global level so a product seen twice does not get an extreme value.
-        return (total + self.smoothing * self.global_logq_) / (count + self.smoothing)
+    @staticmethod
+    def _segment_defaults(stats: pd.DataFrame) -> pd.DataFrame:
+        """Per segment: mean units, orders and paid ratio per period and mean log order size, for lists
+        with little or no history."""
+        by = stats.groupby(level="segment")
+        return pd.DataFrame(
+            {
+                "units_per_period": by["units"].sum() / by["periods"].sum(),
+                "orders_per_period": by["orders"].sum() / by["periods"].sum(),
+                "mean_log_size": by["log_quantity_sum"].sum() / by["lines"].sum().clip(lower=1),
+                "paid_ratio": by["paid_ratio"].median(),
+            }
+        ).fillna({"paid_ratio": 1.0})
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "products_"):
-            raise RuntimeError("FeaturePipeline is not fitted: call fit(training_rows) first")
+        if not hasattr(self, "lists_"):
+            raise RuntimeError("FeaturePipeline is not fitted: call fit(training_cells) first")
 
-    def knows(self, stockcode: str) -> bool:
-        """Whether the product was seen in the training rows."""
+    def knows(self, stockcode: str, segment: str) -> bool:
+        """Whether the list was seen in the training cells."""
         self._check_fitted()
-        return stockcode in self.products_.index
+        return (stockcode, segment) in self.lists_.index
 
-    def reference_price(self, stockcodes: pd.Series | np.ndarray) -> np.ndarray:
-        """Each product's training median price (the global median for products never seen in training)."""
+    def list_terms(self, stockcodes: np.ndarray, segments: np.ndarray) -> pd.DataFrame:
+        """Per row: usual price, paid ratio, response slope and shape of the (stock code, segment) list; lists
+        never seen in training get their segment's defaults and the pooled response."""
         self._check_fitted()
-        log_ref = self.products_["log_ref_price"].reindex(np.asarray(stockcodes)).to_numpy()
-        return np.exp(np.where(np.isnan(log_ref), np.log(self.global_price_), log_ref))
+        stockcodes, segments = np.asarray(stockcodes), np.asarray(segments)
+        keys = pd.MultiIndex.from_arrays([stockcodes, segments])
+        known = self.lists_.reindex(keys)
+        slope, _ = self.response_.slopes(stockcodes, segments)
+        defaults = self.segments_.reindex(segments)
+        return pd.DataFrame(
+            {
+                "known": known["usual_price"].notna().to_numpy(),
+                "usual_price": known["usual_price"].to_numpy(),
+                "paid_ratio": _fill(known["paid_ratio"], defaults["paid_ratio"]),
+                "slope": slope,
+                "shape": self.response_.shape(segments),
+            }
+        )
 
-    def encode_context(self, rows: pd.DataFrame) -> np.ndarray:
-        """The context block, shape (n, len(CONTEXT_FEATURES)): everything that does not depend on the price."""
+    def encode_context(self, cells: pd.DataFrame) -> np.ndarray:
+        """The context block, shape (n, len(CONTEXT_FEATURES)): everything that does not depend on the price.
+
+        ``cells`` needs StockCode, segment, period and trading_days (units are not read).
+        """
         self._check_fitted()
-        dates = rows["InvoiceDate"]
-        month = dates.dt.month.to_numpy(np.float64)
-        week = dates.dt.isocalendar().week.to_numpy(np.float64)
-        to_christmas = (359 - dates.dt.day_of_year.to_numpy(np.float64)) % 365  # 25 December is day 359
-
-        product = self.products_.reindex(rows["StockCode"].to_numpy())
-        known = product["mean_logq"].notna().to_numpy()
-        customer = rows["CustomerID"].notna().to_numpy()
-        past_mean = rows["customer_past_mean_logq"].to_numpy(np.float64)
-        country_level = self.countries_.reindex(rows["Country"].to_numpy()).to_numpy()
+        period = pd.DatetimeIndex(cells["period"])
+        mid = period + pd.Timedelta(days=3)
+        week = mid.isocalendar().week.to_numpy(np.float64)
+        to_christmas = (359 - mid.day_of_year.to_numpy(np.float64)) % 365  # 25 December is day 359
+        segments = cells["segment"].to_numpy()
+        keys = pd.MultiIndex.from_arrays([cells["StockCode"].to_numpy(), segments])
+        known = self.lists_.reindex(keys)
+        defaults = self.segments_.reindex(segments)
+        slope, _ = self.response_.slopes(cells["StockCode"].to_numpy(), segments)
         columns = [
-            np.sin(2 * np.pi * month / 12),
-            np.cos(2 * np.pi * month / 12),
             np.sin(2 * np.pi * week / 52),
             np.cos(2 * np.pi * week / 52),
-            dates.dt.day_of_week.to_numpy(np.float64),
-            dates.dt.hour.to_numpy(np.float64),
             np.minimum(to_christmas, 120.0) / 120.0,
-            known.astype(np.float64),
-            product["log_ref_price"].fillna(np.log(self.global_price_)).to_numpy(),
-            product["mean_logq"].fillna(self.global_logq_).to_numpy(),
-            product["log_lines"].fillna(0.0).to_numpy(),
-            product["price_spread"].fillna(0.0).to_numpy(),
-            np.log1p(rows["product_lines_28d"].to_numpy(np.float64)),
-            customer.astype(np.float64),
-            np.log1p(rows["customer_prior_invoices"].to_numpy(np.float64)),
-            np.where(np.isnan(past_mean), self.global_logq_, past_mean),
-            (rows["Country"] == "United Kingdom").to_numpy(np.float64),
-            np.where(np.isnan(country_level), self.global_logq_, country_level),
+            np.log(np.maximum(cells["trading_days"].to_numpy(np.float64), 1.0)),
+            segments == "retail",
+            np.log(_fill(known["usual_price"], cells["posted_price"])),
+            _fill(known["log_units_per_period"], np.log1p(defaults["units_per_period"])),
+            _fill(known["log_orders_per_period"], np.log1p(defaults["orders_per_period"])),
+            _fill(known["mean_log_size"], defaults["mean_log_size"]),
+            _fill(known["paid_ratio"], defaults["paid_ratio"]),
+            _fill(known["log_periods"], 0.0),
+            _fill(known["season"], 0.0),
+            _fill(known["trend"], 0.0),
+            slope,
+            _fill(known["own_weight"], 0.0),
         ]
-        return np.column_stack(columns).astype(np.float32)
+        block = np.column_stack([np.asarray(c, dtype=np.float64) for c in columns])
+        return block.astype(np.float32)
 
-    def transform(self, rows: pd.DataFrame) -> np.ndarray:
-        """The full model matrix, shape (n, len(FEATURES)): context block then price block."""
-        context = self.encode_context(rows)
-        prices = price_features(rows["UnitPrice"].to_numpy(), self.reference_price(rows["StockCode"]))
-        return np.hstack([context, prices])
+    def log_response(self, cells: pd.DataFrame, prices: np.ndarray | None = None) -> np.ndarray:
+        """``log D`` of each cell at its posted price (or at ``prices``), relative to its list's usual price."""
+        terms = self.list_terms(cells["StockCode"].to_numpy(), cells["segment"].to_numpy())
+        usual = _fill(terms["usual_price"], cells["posted_price"])
+        posted = cells["posted_price"].to_numpy() if prices is None else np.asarray(prices, dtype=np.float64)
+        return log_response(posted / usual, terms["slope"].to_numpy(), terms["shape"].to_numpy())
 
+    def level_target(self, cells: pd.DataFrame) -> np.ndarray:
+        """The training target of the level: each cell's units at its list's usual price, ``units / D``."""
+        return to_target(cells["units"].to_numpy(np.float64) * np.exp(-self.log_response(cells)))
 
-class HistoryIndex:
-    """History features for new rows, as of each row's own time, from a table of earlier transactions.
+    def transform(self, cells: pd.DataFrame) -> np.ndarray:
+        """The model matrix of the level, shape (n, len(FEATURES)): the context block."""
+        return self.encode_context(cells)
 
-    Training computes HISTORY_COLUMNS over the whole log (``add_history_features``); a served model only
-    has the history it carries (its context rows). This index answers the same three questions for rows
-    a client sends: product lines in the 28 days before the row, the customer's earlier invoices (distinct
-    invoice times) and their mean log quantity, each from history rows strictly earlier than the row.
-    """
-
-    def __init__(self, history: pd.DataFrame) -> None:
-        frame = pd.DataFrame({
-            "code": history["StockCode"].to_numpy(), "customer": history["CustomerID"].to_numpy(),
-            "t": _epoch_seconds(history["InvoiceDate"]), "logq": to_target(history["Quantity"]),
-        }).sort_values("t", kind="stable")  # fmt: skip
-        self._product_times = {code: g.to_numpy() for code, g in frame.groupby("code", sort=False)["t"]}
-        self._customers: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        for customer, group in frame.dropna(subset=["customer"]).groupby("customer", sort=False):
-            times = group["t"].to_numpy()
-            new_invoice = np.r_[True, times[1:] != times[:-1]]
-            self._customers[customer] = (
-                times,
-                np.concatenate([[0], np.cumsum(new_invoice)]),  # distinct invoice times among the first i rows
-                np.concatenate([[0.0], np.cumsum(group["logq"].to_numpy())]),  # sum of log q of the first i rows
-            )
-
-    def features(self, rows: pd.DataFrame) -> pd.DataFrame:
-        """``rows`` with HISTORY_COLUMNS added."""
-        seconds = _epoch_seconds(rows["InvoiceDate"])
-        window = int(_WINDOW.total_seconds())
-        lines, prior, past_mean = [], [], []
-        for code, customer, t in zip(rows["StockCode"], rows["CustomerID"], seconds, strict=True):
-            product = self._product_times.get(code, _NO_TIMES)
-            lines.append(np.searchsorted(product, t, "left") - np.searchsorted(product, t - window, "left"))
-            times, invoices, logq_sums = self._customers.get(customer, (_NO_TIMES, _ZERO, _ZERO))
-            earlier = int(np.searchsorted(times, t, "left"))
-            prior.append(int(invoices[earlier]))
-            past_mean.append(logq_sums[earlier] / earlier if earlier else np.nan)
-        return rows.assign(
-            product_lines_28d=np.asarray(lines, dtype=np.int64),
-            customer_prior_invoices=np.asarray(prior, dtype=np.int64),
-            customer_past_mean_logq=np.asarray(past_mean, dtype=np.float64),
+    def cells_for(
+        self, stockcodes: np.ndarray, segments: np.ndarray, dates: pd.Series, prices: np.ndarray
+    ) -> pd.DataFrame:
+        """Demand cells for requests that name a product, a list, any date of a period and a posted price: the
+        period the date falls in, traded on as many days as a typical period."""
+        self._check_fitted()
+        return pd.DataFrame(
+            {
+                "StockCode": np.asarray(stockcodes),
+                "segment": np.asarray(segments),
+                "period": period_start(pd.Series(pd.to_datetime(dates)), self.period).to_numpy(),
+                "posted_price": np.asarray(prices, dtype=np.float64),
+                "trading_days": self.trading_days_,
+            }
         )
 
 
-_NO_TIMES = np.empty(0, dtype=np.int64)
-_ZERO = np.zeros(1)
-
-
-def _epoch_seconds(dates: pd.Series) -> np.ndarray:
-    return pd.to_datetime(dates).to_numpy().astype("datetime64[s]").astype(np.int64)
+def _fill(values: pd.Series, default: pd.Series | np.ndarray | float) -> np.ndarray:
+    """``values`` as an array, with missing entries taken from ``default`` (positionally, or a scalar)."""
+    values = np.asarray(values, dtype=np.float64)
+    default = np.broadcast_to(np.asarray(default, dtype=np.float64), values.shape)
+    return np.where(np.isnan(values), default, values)

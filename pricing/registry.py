@@ -3,16 +3,17 @@
 Every family is stored as its own model, ``pricing_<family>``, through ``bentoml.models.create``. A
 stored model is self-contained: its directory holds the estimator (``estimator/``), the fitted
 ``FeaturePipeline`` it was trained with (``pipeline.joblib``) and the context rows and catalogue the
-price sweep needs (``context.parquet``, ``catalogue.parquet``), so any one of them can serve alone and
+price sweep needs (``context.parquet``, ``catalogue.parquet``: each price list's latest demand periods
+and its prices, tier and response), so any one of them can serve alone and
 a retrain never mixes versions. Metadata carries metrics, hyperparameters, the feature list, a hash of
 the training data, row counts and library versions; labels carry the family and the role.
 
 Loading shares what is identical: the models of one run carry byte-identical pipelines and context
-rows, so ``load_model`` with a ``shared`` dict keeps one copy of each in memory (about 45 MB of context
-rows per model on the standard data).
+rows, so ``load_model`` with a ``shared`` dict keeps one copy of each in memory.
 
-The serving order is the ranking by validation score. Each model of a run records the ``run_id`` and
-its ``rank`` (0 = primary); ``serving_order`` returns the latest run's models in that order.
+The serving order is the ranking training recorded (by pricing quality: ``metadata["ranking"]`` says which
+criterion). Each model of a run records the ``run_id`` and its ``rank`` (0 = primary); ``serving_order``
+returns the latest run's models in that order.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class StoredModel:
 
     def sweeper(self) -> Sweeper:
         """A price sweeper that predicts with this model."""
-        return Sweeper(self.pipeline, self.context, self.estimator.predict, self.estimator.predict_grid)
+        return Sweeper(self.pipeline, self.context, self.estimator.predict)
 
 
 def save_model(

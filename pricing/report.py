@@ -21,13 +21,18 @@ COLUMNS = (
     ("family", "family", "{}"),
     ("val MSE", "val.mse", "{:.4f}"),
     ("test MSE", "test.mse", "{:.4f}"),
-    ("RMSE", "test.rmse", "{:.4f}"),
-    ("MAE", "test.mae", "{:.4f}"),
     ("R²", "test.r2", "{:.3f}"),
     ("RMSLE", "test.rmsle", "{:.4f}"),
-    ("MAE qty", "test.mae_quantity", "{:.2f}"),
+    ("MAE units", "test.mae_units", "{:.2f}"),
+    ("held-out Δ err", "heldout.median_abs_error", "{:.3f}"),
+    ("no-change Δ err", "heldout.no_change_error", "{:.3f}"),
     ("price err median", "pricing.median_rel_error", "{:.1%}"),
     ("price err p90", "pricing.p90_rel_error", "{:.1%}"),
+    ("median / baseline", "pricing.median_vs_baseline", "{:.2f}"),
+    ("p90 / baseline", "pricing.p90_vs_baseline", "{:.2f}"),
+    ("ratio corr", "pricing.ratio_correlation", "{:.2f}"),
+    ("80% interval covers", "pricing.interval_coverage", "{:.0%}"),
+    ("edge, not flagged", "edges.at_edge_not_flagged", "{:d}"),
     ("train s", "seconds.total", "{:.0f}"),
 )
 
@@ -64,13 +69,20 @@ def write_run_record(directory: Path, record: dict[str, Any]) -> None:
         f"- data: {record['data']['source']} ({record['data']['rows_clean']:,} clean rows, hash "
         f"`{record['data']['hash'][:12]}`)",
         f"- budget: {record['budget']}, seed {record['seed']}, {record['seconds']:.0f} s in all",
-        f"- serving order: {' > '.join(record['serving_order'])}",
+        f"- serving order (by {record['ranking']['criterion']}): {' > '.join(record['serving_order'])}",
+        *(f"- refused by the gate: {r['family']}: {r['reason']}" for r in record["refused"]),
         "",
-        metrics_table(record["models"], markdown=True),
+        metrics_table([*record["models"], record["baseline"]], markdown=True),
         "",
-        "MSE, RMSE, MAE and R² are on log quantity over the test split (the latest period); RMSLE and MAE qty "
-        "on quantities. Price error: relative error of the swept optimal price against the true optimum for "
-        "the products with the most history (synthetic data only).",
+        "MSE, MAE and R² are on log(1 + units per period) over the test periods (the latest ones); RMSLE and MAE "
+        "units on units per period. Held-out Δ err: median absolute error of the predicted change in log(1 + "
+        "units) across posted-price changes in the validation and test periods (models fitted on the training "
+        "periods). Price error (synthetic data): relative error of the default sweep's optimal price against "
+        "the true optimum, on the best-selling wholesale lists whose posted price moved; / baseline: the same "
+        "for the per-list regression (the baseline row); ratio corr: correlation of optimum / usual price, "
+        "found against true; 80% interval covers: share of those lists whose optimum interval holds the true "
+        "optimum. Edge, not flagged: best sellers whose optimum sits on the grid's edge while their "
+        "response is called identifiable.",
     ]
     (directory / "metrics.md").write_text("\n".join(lines) + "\n")
 
@@ -100,7 +112,7 @@ def plot_price_curves(path: Path, curves: dict[str, dict[str, SweepResult]], tru
             ax.plot(result.optimal_price, result.sales[result.best], "o", color=line.get_color())
         if optimum is not None:
             ax.axvline(optimum.loc[code], color="black", ls="--", lw=1, label="true optimum")
-        ax.set(title=code, xlabel="unit price", ylabel="predicted sales per line")
+        ax.set(title=code, xlabel="posted price", ylabel="predicted sales per period")
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)

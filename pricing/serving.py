@@ -7,14 +7,16 @@ fallbacks in a thread: importing PyTorch for a fallback network alone took 1.3 s
 request that needs a fallback still loading waits for it (at most ``LOADING_WAIT_S``).
 
 A sweep is validated and planned once, with the first loaded model's sweeper (every model of one run
-carries the same pipeline and context rows, so they share the plan). Then the models are tried in
-serving order, each predicting the plan's grid (``PriceModel.predict_grid``) into curve statistics: a
-model whose predict call raises, returns non-finite values or exceeds the per-call time budget is
-skipped, counted in ``pricing_fallbacks_total`` and the next one answers. The answer says which model
-answered and why the ones before it did not. When every model fails, ``ModelsUnavailableError``.
+carries the same pipeline and context periods, so they share the plan). Then the models are tried in
+serving order, each predicting the levels of the plan's context periods into curve statistics
+(``pricing.sweep.curve_stats``): a model whose predict call raises, returns non-finite values or exceeds
+the per-call time budget is skipped, counted in ``pricing_fallbacks_total`` and the next one answers. The
+answer says which model answered and why the ones before it did not. When every model fails,
+``ModelsUnavailableError``.
 
-``predict_rows`` answers transaction rows the same way, computing their history features as of each row's
-time from the context rows the models carry (``pricing.features.HistoryIndex``).
+``predict_rows`` answers demand requests the same way: a product, its price list, a date and a posted price
+give a demand cell, whose level the models predict and whose units are that level times the list's response
+at the price.
 
 The primary's call can be supplied by the caller (the BentoML service routes it through its
 adaptive-batching APIs); otherwise, and for fallbacks, models predict in a worker thread. A call that
@@ -37,7 +39,7 @@ import numpy as np
 import pandas as pd
 import pyarrow
 
-from pricing.features import HistoryIndex, from_target
+from pricing.features import KEYS, units_at_price
 from pricing.metrics import FALLBACKS
 from pricing.registry import StoredModel, load_model
 from pricing.sweep import STATS, Sweeper, SweepPlan, SweepRequest, SweepResult, curve_stats
@@ -46,7 +48,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIME_BUDGET_S = 5.0
 LOADING_WAIT_S = 30.0  # the longest a request waits for fallbacks still loading in the background
-AsyncPredict = Callable[[np.ndarray], Awaitable[np.ndarray]]  # model-matrix rows -> log quantity
+AsyncPredict = Callable[[np.ndarray], Awaitable[np.ndarray]]  # model-matrix rows -> levels (target scale)
 AsyncSweep = Callable[[SweepPlan], Awaitable[np.ndarray]]  # plan -> its curve_stats
 
 
@@ -113,10 +115,13 @@ class SweepAnswer(Answer):
 
 @dataclass(frozen=True)
 class RowsAnswer(Answer):
-    """Predicted quantities for transaction rows, and whether each row's product was seen in training."""
+    """Predicted units per period for demand requests: the cells asked about (with each row's resolved list
+    and period), the units, the predicted sales and whether each row's list was seen in training."""
 
-    quantity: np.ndarray
-    known_product: np.ndarray
+    cells: pd.DataFrame
+    units: np.ndarray
+    sales: np.ndarray
+    known: np.ndarray
 
 
 class PricingEngine:
@@ -135,7 +140,6 @@ class PricingEngine:
         self.serving_tags = list(serving_tags) if serving_tags is not None else [m.tag for m in self.models]
         # One run's models share pipeline and context rows, so one sweeper plans for all of them.
         self._sweeper = self.models[0].stored.sweeper() if self.models else None
-        self._history: HistoryIndex | None = None  # built on the first predict_rows call
         self._loaded = threading.Event()  # cleared while fallbacks load in the background
         self._loaded.set()
 
@@ -208,8 +212,13 @@ class PricingEngine:
 
     @property
     def catalogue(self) -> pd.DataFrame:
-        """Products that can be priced: description, observed price range, history rows, last sale."""
+        """The price lists that can be priced: description, posted prices, tier, response (pricing.sweep)."""
         return self._first().stored.context.catalogue
+
+    @property
+    def period(self) -> str:
+        """The period the models' demand is per ("W" or "D")."""
+        return self._first().stored.pipeline.period
 
     def _first(self) -> ServedModel:
         if not self.models:
@@ -231,32 +240,39 @@ class PricingEngine:
 
     def predict_packed(self, packed: np.ndarray) -> np.ndarray:
         """Curve statistics of a batch of packed plans, with the first loaded model (``Sweeper.predict_packed``)."""
-        return self._sweeper_or_fail().predict_packed(self._first().stored.estimator.predict_grid, packed)
+        return self._sweeper_or_fail().predict_packed(self._first().stored.estimator.predict, packed)
 
     async def sweep(self, request: SweepRequest, primary_sweep: AsyncSweep | None = None) -> SweepAnswer:
         """Answer a sweep along the serving order; ``primary_sweep`` replaces the primary's own grid prediction."""
         plan = self.plan(request)
 
         def stats(model: ServedModel) -> np.ndarray:
-            return curve_stats(model.stored.estimator.predict_grid(plan.context, plan.price_block))
+            return curve_stats(model.stored.estimator.predict(plan.context), plan.log_response)
 
         primary = None if primary_sweep is None else lambda: primary_sweep(plan)
         stats_, model, failures = await self._along_order(stats, primary, (len(plan.prices), len(STATS)))
         return SweepAnswer(model=model, failures=failures, result=Sweeper.summarise(plan, stats_))
 
     async def predict_rows(self, rows: pd.DataFrame, primary_predict: AsyncPredict | None = None) -> RowsAnswer:
-        """Predicted quantity of each transaction row (StockCode, UnitPrice, InvoiceDate, CustomerID, Country),
-        with history features computed as of each row's time from the history the models carry."""
+        """Predicted units of each request (StockCode, segment or None for the product's main list, date,
+        posted price) in the period its date falls in."""
         first = self._first()
-        if self._history is None:
-            self._history = HistoryIndex(first.stored.context.rows)
-        matrix = first.stored.pipeline.transform(self._history.features(rows))
+        pipeline, context = first.stored.pipeline, first.stored.context
+        segments = [
+            context.default_segment.get(code, "wholesale") if pd.isna(segment) else segment
+            for code, segment in zip(rows["StockCode"], rows["segment"], strict=True)
+        ]
+        cells = pipeline.cells_for(rows["StockCode"], np.array(segments), rows["date"], rows["posted_price"])
+        matrix = pipeline.transform(cells)
         primary = None if primary_predict is None else lambda: primary_predict(matrix)
-        log_q, model, failures = await self._along_order(
+        levels, model, failures = await self._along_order(
             lambda m: m.stored.estimator.predict(matrix), primary, (len(matrix),)
         )
-        known = rows["StockCode"].isin(first.stored.pipeline.products_.index).to_numpy()
-        return RowsAnswer(model=model, failures=failures, quantity=from_target(log_q), known_product=known)
+        units = units_at_price(levels, pipeline.log_response(cells))
+        terms = pipeline.list_terms(cells["StockCode"].to_numpy(), cells["segment"].to_numpy())
+        known = pd.MultiIndex.from_frame(cells[KEYS]).isin(pipeline.lists_.index)
+        sales = cells["posted_price"].to_numpy() * units * terms["paid_ratio"].to_numpy()
+        return RowsAnswer(model=model, failures=failures, cells=cells, units=units, sales=sales, known=known)
 
     async def _along_order(
         self,

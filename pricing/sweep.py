@@ -1,29 +1,33 @@
-"""The price sweep: predicted quantity and revenue of one product over a grid of prices, and the best price.
+"""The price sweep: a product's demand and revenue per period over a grid of posted prices, and the best price.
 
-For a product, take its own most recent transaction rows (the context, at most ``MAX_CONTEXT``), and
-for every grid price re-price every context row: recompute the price features for that price, predict
-log quantity, invert the target transform. Per price, the median, minimum and maximum quantity across
-context rows; predicted sales = price x median quantity; the optimum is the price with the highest
-predicted sales.
+A sweep prices one **price list** of a product (``wholesale`` or ``retail``; by default the one that earns it
+the most) at its **posted** price: the grid prices are list prices, and quantity-tier discounts and the
+list's mix of orders are in the revenue through the list's paid-to-posted ratio. Every context period (the
+list's latest periods, at most ``MAX_CONTEXT``) is re-priced at every grid price: units = the model's level
+of the period x ``D(price)``, the list's response at that price (``pricing.features``: the same function
+training used), and per price the median, minimum and maximum over the periods are kept. Predicted sales
+per period = price x median units x paid ratio; the optimum is the grid price with the most.
 
-Work is done once where it can be. The context block of the model matrix (``FeaturePipeline.
-encode_context``) depends only on the product, so it is encoded once and cached; a sweep's plan is that
-block plus the grid's price block, and the model predicts the whole grid from the two
-(``PriceModel.predict_grid``: families that factorise over context and price never build the
-rows x prices matrix, the others predict on it, built with numpy). ``Sweeper.plan`` and the curve
-statistics are separate steps so that a server can route the predict call through its own batching in
-between: ``Sweeper.pack`` turns a plan into a small numpy array (the product's place in the context
-store, the context size and the price block; the context block itself stays in the sweeper's cache) that
-concatenates with other plans into a batch, and ``Sweeper.predict_packed`` answers such a batch with
-each plan's curve statistics. ``Sweeper.naive_sweep`` is the slow reference the benchmark and the tests
-compare against: a cross-joined DataFrame run through the whole preprocessing.
+How sure: the list's price response has a posterior (``pricing.response``). The optimum's interval is the
+range of optima the curve would have at the 10th and 90th percentile of the list's slope (the optimum moves
+monotonically with the slope), an 80% interval under that posterior. A list whose own data do not pin its
+response down is ``identifiable: false``; its curve then rests on the response pooled over similar lists,
+and says so (``response: "pooled"``).
+
+Work is done once where it can be: a list's context block is encoded once and cached; the model predicts
+one level per context period, whatever the grid, and the grid costs one ``D`` per price. ``Sweeper.plan``
+and the curve statistics are separate steps so that a server can route the prediction through its own
+batching: ``Sweeper.pack`` turns a plan into a small array (the list's place in the store, the context size
+and ``log D`` per grid price) and ``Sweeper.predict_packed`` answers a batch of them.
+``Sweeper.naive_sweep`` is the slow reference the benchmark and the tests compare against: a cross-joined
+DataFrame of periods and prices run through the whole preprocessing, one model row per (period, price).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -31,18 +35,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pricing.features import CONTEXT_COLUMNS, PRICE_FEATURES, FeaturePipeline, from_target, price_features
-from pricing.models.base import grid_matrix
+from pricing.demand import SEGMENTS
+from pricing.features import KEYS, FeaturePipeline, from_target, units_at_price
+from pricing.response import log_response
 
 DEFAULT_BINS = 100
 MIN_BINS, MAX_BINS = 2, 1_000
-DEFAULT_CONTEXT = MAX_CONTEXT = 1_000
-SINGLE_PRICE_SPAN = 0.2  # a product only ever sold at one price is swept over +-20% of it
-
+DEFAULT_CONTEXT, MAX_CONTEXT = 52, 104  # periods: a year of weeks by default
+# The default grid spans at least this share of the usual price either side, and the observed posted range.
+DEFAULT_RANGE = (0.7, 1.45)
+INTERVAL_QUANTILE = 1.2816  # the 90th percentile of a standard normal: an 80% interval
+CONTEXT_COLUMNS = ("StockCode", "segment", "period", "posted_price", "units", "trading_days")
 CONTEXT_FILE, CATALOGUE_FILE = "context.parquet", "catalogue.parquet"
 
-Predictor = Callable[[np.ndarray], np.ndarray]
-GridPredictor = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (context block, price block) -> (prices, rows)
+Predictor = Callable[[np.ndarray], np.ndarray]  # model-matrix rows -> level on the target scale
 STATS = ("median", "min", "max")  # curve statistics per grid price, the columns of curve_stats
 _HEADER, _PRICE_ROW = 0.0, 1.0  # row kinds of a packed plan
 
@@ -56,42 +62,55 @@ class SweepInputError(ValueError):
 
 
 class UnknownProductError(LookupError):
-    """The product has no training history, so no model can price it."""
+    """The product (or its requested price list) has no training history, so no model can price it."""
 
-    def __init__(self, stockcode: str) -> None:
-        super().__init__(f"unknown stockcode {stockcode!r}: no training history for this product")
+    def __init__(self, stockcode: str, segment: str | None = None) -> None:
+        what = f"stockcode {stockcode!r}" + (f" on the {segment} list" if segment else "")
+        super().__init__(f"unknown {what}: no training history for it")
         self.stockcode = stockcode
 
 
 # ---------------------------------------------------------------------------------------------------
-# Context rows and catalogue
+# Context periods and catalogue
 
 
 class ContextStore:
-    """Each known product's most recent transaction rows, and a catalogue of products with price ranges."""
+    """Each list's latest demand cells (its context periods), and a catalogue of the lists that can be priced."""
 
     def __init__(self, rows: pd.DataFrame, catalogue: pd.DataFrame) -> None:
         self.rows = rows
-        self.catalogue = catalogue
-        codes = rows["StockCode"].to_numpy()
-        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-        ends = np.r_[starts[1:], len(codes)]
-        self._spans = {codes[s]: (int(s), int(e)) for s, e in zip(starts, ends, strict=True)}
-        self.codes = list(self._spans)  # a product's position here is its number in packed plans
-        self._positions = {code: i for i, code in enumerate(self.codes)}
+        self.catalogue = catalogue  # index (StockCode, segment)
+        keys = list(zip(rows["StockCode"].to_numpy(), rows["segment"].to_numpy(), strict=True))
+        starts = [0] + [i for i in range(1, len(keys)) if keys[i] != keys[i - 1]]
+        ends = [*starts[1:], len(keys)]
+        self._spans = {keys[s]: (s, e) for s, e in zip(starts, ends, strict=True)}
+        self.lists = list(self._spans)  # a list's position here is its number in packed plans
+        self._positions = {key: i for i, key in enumerate(self.lists)}
+        products = catalogue.reset_index()
+        self.default_segment = (
+            products.sort_values("default", ascending=False)
+            .drop_duplicates("StockCode")
+            .set_index("StockCode")["segment"]
+        )
 
     @classmethod
-    def build(cls, enriched: pd.DataFrame, pipeline: FeaturePipeline, max_rows: int = MAX_CONTEXT) -> ContextStore:
-        """Keep the latest ``max_rows`` rows of each product known to ``pipeline``; catalogue all of them."""
-        known = enriched[enriched["StockCode"].isin(pipeline.products_.index)]
-        ordered = known.sort_values(["StockCode", "InvoiceDate"], kind="stable")
-        rows = ordered.groupby("StockCode", sort=False).tail(max_rows)[list(CONTEXT_COLUMNS)]
-        catalogue = ordered.groupby("StockCode").agg(
-            description=("Description", "last"),
-            price_min=("UnitPrice", "min"),
-            price_max=("UnitPrice", "max"),
-            rows=("UnitPrice", "size"),
-            last_sold=("InvoiceDate", "max"),
+    def build(
+        cls, cells: pd.DataFrame, lists: pd.DataFrame, pipeline: FeaturePipeline, max_periods: int = MAX_CONTEXT
+    ) -> ContextStore:
+        """Keep the latest ``max_periods`` cells of each list known to ``pipeline``; catalogue those lists with
+        ``lists`` (``pricing.demand`` summary) and their response (identifiable, own weight, slope)."""
+        known = cells.set_index(KEYS).index.isin(pipeline.lists_.index)
+        ordered = cells[known].sort_values([*KEYS, "period"], kind="stable")
+        rows = ordered.groupby(KEYS, sort=False).tail(max_periods)[list(CONTEXT_COLUMNS)]
+        catalogue = lists.reindex(pipeline.lists_.index).join(
+            pipeline.response_.lists_[["identifiable", "own_weight", "slope", "slope_sd"]]
+        )
+        catalogue["usual_price"] = pipeline.lists_["usual_price"]
+        catalogue["paid_ratio"] = pipeline.lists_["paid_ratio"]
+        revenue = catalogue["units_per_period"] * catalogue["usual_price"] * catalogue["paid_ratio"]
+        best = revenue.groupby(level="StockCode").transform("max")
+        catalogue["default"] = revenue.eq(best) & ~revenue.groupby(level="StockCode").transform(
+            lambda r: r.duplicated(keep="first")
         )
         return cls(rows.reset_index(drop=True), catalogue)
 
@@ -106,27 +125,31 @@ class ContextStore:
         return cls(pd.read_parquet(directory / CONTEXT_FILE), pd.read_parquet(directory / CATALOGUE_FILE))
 
     def __contains__(self, stockcode: object) -> bool:
-        return stockcode in self._spans
+        return stockcode in self.default_segment.index
 
-    def position(self, stockcode: str) -> int:
-        """The product's number in this store (its place in ``codes``)."""
-        if stockcode not in self._positions:
+    def resolve(self, stockcode: str, segment: str | None) -> tuple[str, str]:
+        """The (stock code, segment) list a request means: its own segment, or the product's default one."""
+        if stockcode not in self.default_segment.index:
             raise UnknownProductError(stockcode)
-        return self._positions[stockcode]
+        segment = segment or str(self.default_segment[stockcode])
+        if (stockcode, segment) not in self._spans:
+            raise UnknownProductError(stockcode, segment)
+        return stockcode, segment
 
-    def product_rows(self, stockcode: str, limit: int) -> pd.DataFrame:
-        """The product's latest ``limit`` context rows, oldest first."""
-        if stockcode not in self._spans:
-            raise UnknownProductError(stockcode)
-        start, end = self._spans[stockcode]
+    def position(self, key: tuple[str, str]) -> int:
+        """The list's number in this store (its place in ``lists``)."""
+        if key not in self._positions:
+            raise UnknownProductError(*key)
+        return self._positions[key]
+
+    def list_rows(self, key: tuple[str, str], limit: int) -> pd.DataFrame:
+        """The list's latest ``limit`` context periods, oldest first."""
+        start, end = self._spans[key]
         return self.rows.iloc[max(start, end - limit) : end]
 
-    def price_range(self, stockcode: str) -> tuple[float, float]:
-        """The lowest and highest price the product was sold at."""
-        if stockcode not in self._spans:
-            raise UnknownProductError(stockcode)
-        entry = self.catalogue.loc[stockcode]
-        return float(entry["price_min"]), float(entry["price_max"])
+    def entry(self, key: tuple[str, str]) -> pd.Series:
+        """The list's catalogue entry."""
+        return self.catalogue.loc[key]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -135,30 +158,65 @@ class ContextStore:
 
 @dataclass(frozen=True)
 class SweepRequest:
-    """One sweep: a product, an optional price range (default: its observed range), grid size and context rows."""
+    """One sweep: a product, an optional price list, price range, grid size and number of context periods."""
 
     stockcode: str
     price_min: float | None = None
     price_max: float | None = None
     bins: int = DEFAULT_BINS
     context: int = DEFAULT_CONTEXT
+    segment: str | None = None  # None: the product's main list
+
+
+@dataclass(frozen=True)
+class ListTerms:
+    """What a sweep needs to know about the list it prices (from the catalogue and the response)."""
+
+    segment: str
+    usual_price: float
+    latest_price: float
+    paid_ratio: float
+    slope: float
+    slope_sd: float
+    shape: float
+    identifiable: bool
+    own_weight: float
+    observed: tuple[float, float]  # lowest and highest posted price
+    tier: dict[str, float] | None = None  # min_quantity, price_factor, unit_share
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready: the list, its prices and tier, and how its response was estimated."""
+        return {
+            "segment": self.segment,
+            "usual_price": self.usual_price,
+            "latest_price": self.latest_price,
+            "observed_price_range": list(self.observed),
+            "paid_ratio": self.paid_ratio,
+            "quantity_tier": self.tier,
+            "identifiable": self.identifiable,
+            "response": "own" if self.identifiable else "pooled",
+            "own_weight": round(self.own_weight, 3),
+        }
 
 
 @dataclass(frozen=True)
 class SweepResult:
-    """A demand and revenue curve over a price grid."""
+    """A demand and revenue curve over a grid of posted prices, per period."""
 
     stockcode: str
     prices: np.ndarray
-    quantity: np.ndarray  # median across context rows
+    quantity: np.ndarray  # median units per period across context periods
     quantity_min: np.ndarray
     quantity_max: np.ndarray
     context_rows: int
+    terms: ListTerms | None = None
+    interval: tuple[float, float] | None = field(default=None)
 
     @property
     def sales(self) -> np.ndarray:
-        """Predicted sales (revenue) per grid price: price x median quantity."""
-        return self.prices * self.quantity
+        """Predicted sales (revenue) per period at each grid price: price x median units x paid ratio."""
+        paid = 1.0 if self.terms is None else self.terms.paid_ratio
+        return self.prices * self.quantity * paid
 
     @property
     def best(self) -> int:
@@ -170,8 +228,16 @@ class SweepResult:
         """The revenue-maximising grid price."""
         return float(self.prices[self.best])
 
+    @property
+    def edge(self) -> str | None:
+        """``lower`` or ``upper`` when the optimum is the grid's first or last price: the curve says to go
+        further than the grid."""
+        if self.best == 0:
+            return "lower"
+        return "upper" if self.best == len(self.prices) - 1 else None
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form: the curve as a list of points plus the optimum."""
+        """JSON-ready form: the curve as a list of points plus the optimum, the list and how sure it is."""
         sales = self.sales
         curve = [
             {
@@ -186,36 +252,34 @@ class SweepResult:
             )
         ]
         b = self.best
-        return {
-            "stockcode": self.stockcode,
-            "context_rows": self.context_rows,
-            "curve": curve,
-            "optimal": {
-                "unit_price": float(self.prices[b]),
-                "quantity": float(self.quantity[b]),
-                "predicted_sales": float(sales[b]),
-            },
+        optimal: dict[str, Any] = {
+            "unit_price": float(self.prices[b]),
+            "quantity": float(self.quantity[b]),
+            "predicted_sales": float(sales[b]),
+            "at_grid_edge": self.edge,
         }
+        if self.interval is not None:
+            optimal["interval"] = [float(self.interval[0]), float(self.interval[1])]
+        body = {"stockcode": self.stockcode, "context_rows": self.context_rows, "curve": curve, "optimal": optimal}
+        if self.terms is not None:
+            body["price_list"] = self.terms.describe()
+        return body
 
 
 @dataclass(frozen=True)
 class SweepPlan:
-    """A validated sweep request: its grid, the product's encoded context block and the grid's price block."""
+    """A validated sweep request: its grid, the list's encoded context block and ``log D`` per grid price."""
 
     stockcode: str
     prices: np.ndarray
-    context: np.ndarray  # (context rows, context columns), shared read-only by every sweep of the product
-    price_block: np.ndarray  # (len(prices), price columns)
+    context: np.ndarray  # (context periods, features), shared read-only by every sweep of the list
+    log_response: np.ndarray  # (len(prices),)
+    terms: ListTerms | None = None
 
     @property
     def context_rows(self) -> int:
-        """Number of context rows the sweep re-prices."""
+        """Number of context periods the sweep re-prices."""
         return len(self.context)
-
-    @property
-    def matrix(self) -> np.ndarray:
-        """The full model matrix, price-major (what a model without a factorised grid predicts on)."""
-        return grid_matrix(self.context, self.price_block)
 
 
 def build_price_grid(price_min: float, price_max: float, bins: int) -> np.ndarray:
@@ -223,23 +287,45 @@ def build_price_grid(price_min: float, price_max: float, bins: int) -> np.ndarra
     return np.linspace(price_min, price_max, bins)
 
 
-def curve_stats(log_quantity: np.ndarray) -> np.ndarray:
-    """Median, minimum and maximum quantity per grid price (columns ``STATS``) from log quantities of shape
-    (grid prices, context rows)."""
-    quantity = from_target(np.asarray(log_quantity, dtype=np.float64))
-    return np.column_stack([np.median(quantity, axis=1), quantity.min(axis=1), quantity.max(axis=1)])
+def curve_stats(levels: np.ndarray, log_d: np.ndarray) -> np.ndarray:
+    """Median, minimum and maximum units per grid price (columns ``STATS``) from the context periods' levels
+    (target scale) and ``log D`` per grid price. ``D`` scales every period alike, so the statistics of the
+    levels' units scale with it."""
+    units = from_target(levels)
+    level_stats = np.array([np.median(units), units.min(), units.max()]) if len(units) else np.zeros(3)
+    return np.exp(np.asarray(log_d, dtype=np.float64))[:, None] * level_stats[None, :]
 
 
-def result_from_stats(stockcode: str, prices: np.ndarray, stats: np.ndarray, context_rows: int) -> SweepResult:
-    """The curve from ``curve_stats``."""
-    return SweepResult(
-        stockcode=stockcode,
-        prices=prices,
+def result_from_stats(plan: SweepPlan, stats: np.ndarray) -> SweepResult:
+    """The curve of a plan from its ``curve_stats``, with the optimum's interval."""
+    result = SweepResult(
+        stockcode=plan.stockcode,
+        prices=plan.prices,
         quantity=stats[:, 0],
         quantity_min=stats[:, 1],
         quantity_max=stats[:, 2],
-        context_rows=context_rows,
+        context_rows=plan.context_rows,
+        terms=plan.terms,
     )
+    if plan.terms is None:
+        return result
+    return SweepResult(**{**result.__dict__, "interval": optimum_interval(result, plan.terms)})
+
+
+def optimum_interval(result: SweepResult, terms: ListTerms) -> tuple[float, float]:
+    """The optima of the curve tilted to the 10th and 90th percentile of the list's slope (lowest first).
+
+    The tilt replaces the served slope by another in the list's log-response; a steeper slope moves the
+    optimum down, a flatter one up. A slope at or above zero is no demand response: it is kept just below.
+    """
+    ratio = result.prices / terms.usual_price
+    served = log_response(ratio, terms.slope, terms.shape)
+    optima = []
+    for z in (-INTERVAL_QUANTILE, INTERVAL_QUANTILE):
+        slope = min(terms.slope + z * terms.slope_sd, -1e-3)
+        tilted = result.sales * np.exp(log_response(ratio, slope, terms.shape) - served)
+        optima.append(float(result.prices[int(np.argmax(tilted))]))
+    return min(optima), max(optima)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -247,108 +333,131 @@ def result_from_stats(stockcode: str, prices: np.ndarray, stats: np.ndarray, con
 
 
 class Sweeper:
-    """Runs price sweeps for one fitted pipeline, context store and model.
-
-    ``predict`` predicts model-matrix rows; ``predict_grid`` (default: ``predict`` on the tiled matrix)
-    predicts a whole grid from a context block and a price block, as ``PriceModel.predict_grid`` does.
-    """
+    """Runs price sweeps for one fitted pipeline, context store and model (``predict``: model-matrix rows to
+    levels, as ``PriceModel.predict`` does)."""
 
     def __init__(
         self,
         pipeline: FeaturePipeline,
         store: ContextStore,
         predict: Predictor,
-        predict_grid: GridPredictor | None = None,
         cache_size: int = 1_024,
     ) -> None:
         self.pipeline = pipeline
         self.store = store
         self.predict = predict
-        self.predict_grid = predict_grid or self._predict_tiled
         self._context_block = lru_cache(maxsize=cache_size)(self._encode_context)
 
-    def _predict_tiled(self, context: np.ndarray, price_block: np.ndarray) -> np.ndarray:
-        return self.predict(grid_matrix(context, price_block)).reshape(len(price_block), len(context))
-
-    def _encode_context(self, stockcode: str, limit: int) -> np.ndarray:
-        block = self.pipeline.encode_context(self.store.product_rows(stockcode, limit))
-        block.setflags(write=False)  # shared by every sweep of this product
+    def _encode_context(self, key: tuple[str, str], limit: int) -> np.ndarray:
+        block = self.pipeline.encode_context(self.store.list_rows(key, limit))
+        block.setflags(write=False)  # shared by every sweep of this list
         return block
 
-    def validate(self, request: SweepRequest) -> tuple[float, float]:
-        """Check a request and resolve its price range; raise SweepInputError or UnknownProductError."""
-        stockcode, price_min, price_max = request.stockcode, request.price_min, request.price_max
-        bins, context = request.bins, request.context
+    def terms(self, key: tuple[str, str]) -> ListTerms:
+        """The list's prices, tier and response, from the catalogue and the pipeline."""
+        entry = self.store.entry(key)
+        slope, slope_sd = self.pipeline.response_.slopes(np.array([key[0]]), np.array([key[1]]))
+        tier = None
+        if pd.notna(entry.get("tier_factor")):
+            tier = {
+                "min_quantity": float(entry["tier_min_quantity"]),
+                "price_factor": round(float(entry["tier_factor"]), 4),
+                "unit_share": round(float(entry["tier_unit_share"]), 4),
+            }
+        return ListTerms(
+            segment=key[1],
+            usual_price=float(entry["usual_price"]),
+            latest_price=float(entry["latest_price"]),
+            paid_ratio=float(entry["paid_ratio"]),
+            slope=float(slope[0]),
+            slope_sd=float(slope_sd[0]),
+            shape=float(self.pipeline.response_.shape(np.array([key[1]]))[0]),
+            identifiable=bool(entry["identifiable"]),
+            own_weight=float(entry["own_weight"]),
+            observed=(float(entry["price_min"]), float(entry["price_max"])),
+            tier=tier,
+        )
+
+    def validate(self, request: SweepRequest) -> tuple[tuple[str, str], float, float]:
+        """Check a request and resolve its list and price range; raise SweepInputError or UnknownProductError."""
+        price_min, price_max, bins, context = request.price_min, request.price_max, request.bins, request.context
         if not (MIN_BINS <= bins <= MAX_BINS):
             raise SweepInputError("bins", f"must be between {MIN_BINS} and {MAX_BINS}, got {bins}")
         if not (1 <= context <= MAX_CONTEXT):
             raise SweepInputError("context", f"must be between 1 and {MAX_CONTEXT}, got {context}")
+        if request.segment is not None and request.segment not in SEGMENTS:
+            raise SweepInputError("segment", f"must be one of {', '.join(SEGMENTS)}, got {request.segment!r}")
         for name, value in (("price_min", price_min), ("price_max", price_max)):
             if value is not None and (not math.isfinite(value) or value <= 0):
                 raise SweepInputError(name, f"must be a finite positive number, got {value}")
-        if stockcode not in self.store:
-            raise UnknownProductError(stockcode)
-        lo, hi = self.store.price_range(stockcode)
-        if lo == hi:
-            lo, hi = lo * (1 - SINGLE_PRICE_SPAN), hi * (1 + SINGLE_PRICE_SPAN)
+        key = self.store.resolve(request.stockcode, request.segment)
+        lo, hi = self.default_range(key)
         lo = lo if price_min is None else price_min
         hi = hi if price_max is None else price_max
         if lo >= hi:
             raise SweepInputError("price_min", f"must be below price_max ({lo} >= {hi})")
-        return lo, hi
+        return key, lo, hi
+
+    def default_range(self, key: tuple[str, str]) -> tuple[float, float]:
+        """The observed posted range, widened to at least ``DEFAULT_RANGE`` times the usual price."""
+        entry = self.store.entry(key)
+        usual = float(entry["usual_price"])
+        lo = min(float(entry["price_min"]), DEFAULT_RANGE[0] * usual)
+        hi = max(float(entry["price_max"]), DEFAULT_RANGE[1] * usual)
+        return round(lo, 4), round(hi, 4)
 
     def plan(self, request: SweepRequest) -> SweepPlan:
         """Validate a request and plan it: the context block from cache, the price block per grid price."""
-        lo, hi = self.validate(request)
+        key, lo, hi = self.validate(request)
         prices = build_price_grid(lo, hi, request.bins)
-        ref_price = self.pipeline.reference_price(np.array([request.stockcode]))[0]
-        return SweepPlan(
-            stockcode=request.stockcode,
-            prices=prices,
-            context=self._context_block(request.stockcode, request.context),
-            price_block=price_features(prices, ref_price),
-        )
+        terms = self.terms(key)
+        # float32, as a packed plan carries it: the direct and the batched path give identical answers.
+        log_d = log_response(prices / terms.usual_price, terms.slope, terms.shape).astype(np.float32)
+        return SweepPlan(key[0], prices, self._context_block(key, request.context), log_d, terms)
 
     @staticmethod
     def summarise(plan: SweepPlan, stats: np.ndarray) -> SweepResult:
         """The curve from a plan and its ``curve_stats``."""
-        return result_from_stats(plan.stockcode, plan.prices, stats, plan.context_rows)
+        return result_from_stats(plan, stats)
 
     def sweep(self, request: SweepRequest) -> SweepResult:
         """Run a whole sweep with this sweeper's model."""
         plan = self.plan(request)
-        return self.summarise(plan, curve_stats(self.predict_grid(plan.context, plan.price_block)))
+        return self.summarise(plan, curve_stats(self.predict(plan.context), plan.log_response))
 
     def pack(self, plan: SweepPlan) -> np.ndarray:
         """A plan as rows of a float32 array that concatenates with other plans into a batch.
 
-        A header row ``[0, product position, context rows, grid prices]``, then one row ``[1, price columns...]``
-        per grid price. The context block is not carried: ``predict_packed`` takes it from this sweeper's cache.
+        A header row ``[0, list position, context periods, grid prices]``, then one row ``[1, log D, 0, 0]`` per
+        grid price. The context block is not carried: ``predict_packed`` takes it from this sweeper's cache.
         """
-        bins, n_price = plan.price_block.shape
-        packed = np.zeros((1 + bins, 1 + max(3, n_price)), dtype=np.float32)
-        packed[0, :4] = (_HEADER, self.store.position(plan.stockcode), plan.context_rows, bins)
+        assert plan.terms is not None
+        bins = len(plan.prices)
+        packed = np.zeros((1 + bins, 4), dtype=np.float32)
+        position = self.store.position((plan.stockcode, plan.terms.segment))
+        packed[0] = (_HEADER, position, plan.context_rows, bins)
         packed[1:, 0] = _PRICE_ROW
-        packed[1:, 1 : 1 + n_price] = plan.price_block
+        packed[1:, 1] = plan.log_response
         return packed
 
-    def predict_packed(self, predict_grid: GridPredictor, packed: np.ndarray) -> np.ndarray:
-        """The ``curve_stats`` of every plan in a concatenation of packed plans, predicted with ``predict_grid``.
+    def predict_packed(self, predict: Predictor, packed: np.ndarray) -> np.ndarray:
+        """The ``curve_stats`` of every plan in a concatenation of packed plans, with levels from ``predict``.
 
         One float64 row per input row, so that a batch splits back per plan: a plan's first rows hold its
         statistics, one row per grid price (``unpack_stats``), and its last row is zero.
         """
-        n_price = len(PRICE_FEATURES)
         out = np.zeros((len(packed), len(STATS)))
         start = 0
         while start < len(packed):
             kind, position, n_ctx, bins = packed[start, :4]
-            if kind != _HEADER or not (0 <= position < len(self.store.codes)):
+            if kind != _HEADER or not (0 <= position < len(self.store.lists)) or bins < 1 or n_ctx < 1:
                 raise ValueError(f"row {start}: not the header row of a packed sweep plan")
             bins = int(bins)
-            context = self._context_block(self.store.codes[int(position)], int(n_ctx))
-            price_block = packed[start + 1 : start + 1 + bins, 1 : 1 + n_price]
-            out[start : start + bins] = curve_stats(predict_grid(context, price_block))
+            rows = packed[start + 1 : start + 1 + bins]
+            if len(rows) != bins or np.any(rows[:, 0] != _PRICE_ROW):
+                raise ValueError(f"rows {start + 1}..{start + bins}: not the price rows of a packed sweep plan")
+            context = self._context_block(self.store.lists[int(position)], int(n_ctx))
+            out[start : start + bins] = curve_stats(predict(context), rows[:, 1])
             start += 1 + bins
         return out
 
@@ -358,19 +467,13 @@ class Sweeper:
         return np.asarray(packed_stats, dtype=np.float64)[: len(plan.prices)]
 
     def naive_sweep(self, request: SweepRequest) -> SweepResult:
-        """The reference implementation: cross-join rows with the grid, preprocess every row, group by price."""
-        lo, hi = self.validate(request)
+        """The reference implementation: cross-join periods with the grid, preprocess every row, group by price."""
+        key, lo, hi = self.validate(request)
         prices = build_price_grid(lo, hi, request.bins)
-        rows = self.store.product_rows(request.stockcode, request.context).drop(columns="UnitPrice")
-        grid = pd.DataFrame({"UnitPrice": prices})
-        crossed = grid.merge(rows, how="cross")
-        crossed["quantity"] = from_target(self.predict(self.pipeline.transform(crossed)))
-        stats = crossed.groupby("UnitPrice", sort=True)["quantity"].agg(["median", "min", "max"])
-        return SweepResult(
-            stockcode=request.stockcode,
-            prices=stats.index.to_numpy(),
-            quantity=stats["median"].to_numpy(),
-            quantity_min=stats["min"].to_numpy(),
-            quantity_max=stats["max"].to_numpy(),
-            context_rows=len(rows),
-        )
+        rows = self.store.list_rows(key, request.context).drop(columns="posted_price")
+        crossed = pd.DataFrame({"posted_price": prices}).merge(rows, how="cross")
+        levels = self.predict(self.pipeline.transform(crossed))
+        crossed["units"] = units_at_price(levels, self.pipeline.log_response(crossed))
+        stats = crossed.groupby("posted_price", sort=True)["units"].agg(["median", "min", "max"])
+        plan = SweepPlan(key[0], stats.index.to_numpy(), np.empty((len(rows), 0)), np.empty(0), self.terms(key))
+        return result_from_stats(plan, stats.to_numpy())

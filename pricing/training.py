@@ -1,12 +1,28 @@
-"""One training run: data -> features -> tune and train each family -> evaluate -> model store -> reports.
+"""One training run: data -> demand cells -> features -> tune, train and evaluate each family -> gate -> model
+store -> reports.
 
-``run_training`` is what ``train.py`` calls. Its paragraphs follow the stages, and every stage logs
-what it did. The run writes:
+``run_training`` is what ``train.py`` calls. Its paragraphs follow the stages, and every stage logs what it
+did. Two fits of everything:
+
+- **evaluation**: the feature pipeline (list statistics, price responses) is fitted on the training periods;
+  each family is tuned on training and validation, fitted on training (validation for early stopping) and
+  scored on the test periods, and on the held-out price changes (``pricing.evaluate``);
+- **serving**: the pipeline and each family are refitted on every period with the same hyperparameters (as
+  many trees or epochs as early stopping chose), so the served models know the latest prices and products.
+
+A **gate** refuses to store a family whose test metrics are not finite, whose R² is not positive, or whose
+served model fails the behaviour checks (finite predictions, demand falling with price); each refusal is
+one line of the run's output. The **serving order** ranks the families that pass: by pricing error against
+the ground truth when there is one (synthetic data), else by the held-out price-response error. The
+statistical baseline (``pricing.evaluate.ListBaseline``) is reported next to every family.
+
+The run writes:
 
 - ``<data_dir>/synthetic/`` the generated transactions and ``ground_truth.csv`` (when no --data);
-- ``<data_dir>/features/`` the feature store: train/val/test Parquet with features and target;
-- the BentoML model store: one ``pricing_<family>`` model per family, ranked into a serving order;
-- ``<reports_dir>/`` ``metrics.json``, ``metrics.md`` and PNG plots; optionally all of it on S3.
+- ``<data_dir>/features/`` the feature store: train/val/test Parquet of demand cells with features and target;
+- the BentoML model store: one ``pricing_<family>`` model per family that passed the gate, in serving order;
+- ``<reports_dir>/`` ``metrics.json``, ``metrics.md``, ``pricing.csv``, ``edges.csv`` and PNG plots;
+  optionally all of it on S3.
 """
 
 from __future__ import annotations
@@ -25,8 +41,20 @@ import pandas as pd
 
 from pricing.config import TrainConfig
 from pricing.data import clean_transactions, read_transactions
-from pricing.evaluate import EVAL_CONTEXT, most_sold_products, pricing_accuracy, regression_metrics
-from pricing.features import FEATURES, FeaturePipeline, Split, add_history_features, split_by_time, to_target
+from pricing.demand import DemandData, build_demand
+from pricing.evaluate import (
+    EVAL_CONTEXT,
+    HeldoutCheck,
+    ListBaseline,
+    best_selling_lists,
+    edge_optima,
+    heldout_events,
+    heldout_response_error,
+    metrics_are_sane,
+    pricing_accuracy,
+    regression_metrics,
+)
+from pricing.features import FEATURES, FeaturePipeline, Split, split_by_time, to_target, units_at_price
 from pricing.models import PriceModel, model_class
 from pricing.registry import role_of, save_model
 from pricing.report import (
@@ -37,13 +65,18 @@ from pricing.report import (
     write_run_record,
 )
 from pricing.sweep import ContextStore, Sweeper, SweepRequest, SweepResult
-from pricing.synthetic import add_observed_ranges, generate_transactions
-from pricing.tuning import TuningData, TuningResult, final_params, tune
+from pricing.synthetic import generate_transactions
+from pricing.tuning import TuningData, TuningResult, final_params, refit_params, tune
 
 log = logging.getLogger(__name__)
 
 TRUTH_FILE = "ground_truth.csv"
 CURVE_PRODUCTS = 4
+BEHAVIOUR_LISTS = 20  # best sellers whose served demand must fall between 0.8x and 1.25x their usual price
+
+
+class NoModelPassedError(RuntimeError):
+    """Every family was refused by the gate: nothing was stored."""
 
 
 @dataclass(frozen=True)
@@ -56,12 +89,41 @@ class Dataset:
     truth: pd.DataFrame | None
 
 
+@dataclass(frozen=True)
+class Stage:
+    """A fitted pipeline and the sweep context it gives."""
+
+    pipeline: FeaturePipeline
+    context: ContextStore
+
+
+@dataclass(frozen=True)
+class Matrices:
+    """Per split: the model matrix, the level target, log D at the posted prices and the actual target."""
+
+    X: dict[str, np.ndarray]
+    y: dict[str, np.ndarray]
+    log_d: dict[str, np.ndarray]
+    actual: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, split: Split, pipeline: FeaturePipeline) -> Matrices:
+        """The matrices of every part of ``split`` under ``pipeline``."""
+        parts = split.parts()
+        return cls(
+            X={name: pipeline.transform(part) for name, part in parts},
+            y={name: pipeline.level_target(part) for name, part in parts},
+            log_d={name: pipeline.log_response(part) for name, part in parts},
+            actual={name: to_target(part["units"]) for name, part in parts},
+        )
+
+
 @dataclass
 class FamilyRun:
     """What one family's tuning and training produced."""
 
     family: str
-    model: PriceModel
+    model: PriceModel  # the served model, fitted on every period
     record: dict[str, Any]
     tuning: TuningResult
     test_pred: np.ndarray
@@ -73,71 +135,171 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     log.info("training run %s, budget %s, families %s", run_id, config.budget.name, ", ".join(config.families))
 
-    # Data: load or generate, then clean.
+    # Data: load or generate, clean, and turn into demand cells (units per list and period at a posted price).
     dataset = load_dataset(config)
     data_hash = hash_frame(dataset.clean)
+    demand = build_demand(dataset.clean, period=config.period)
+    log.info("%s", demand.describe())
 
-    # Features: past-only history, time split, pipeline fitted on training rows only.
-    enriched = add_history_features(dataset.clean)
-    split = split_by_time(enriched)
+    # Features: time split; the evaluation pipeline sees training periods only, the serving one all periods.
+    # The families learn each cell's level (its units at the usual price); the price enters through D.
+    split = split_by_time(demand.cells)
     log.info("time split:\n%s", split.describe())
-    pipeline = FeaturePipeline().fit(split.train)
-    X = {name: pipeline.transform(part) for name, part in _parts(split)}
-    y = {name: to_target(part["Quantity"]) for name, part in _parts(split)}
-    write_feature_store(config.data_dir / "features", split, X, y)
-    context = ContextStore.build(enriched, pipeline)
-    products = most_sold_products(context.catalogue)
-    truth = dataset.truth
+    evaluation, serving = _stage(split.train, demand), _stage(demand.cells, demand)
+    matrices = Matrices.of(split, evaluation.pipeline)
+    X_all, y_all = serving.pipeline.transform(demand.cells), serving.pipeline.level_target(demand.cells)
+    write_feature_store(config.data_dir / "features", split, matrices)
+    _log_responses(serving.pipeline)
+
+    # The statistical baseline, the held-out price changes and the lists pricing is judged on. The baseline's
+    # own forecasts are not scored: without pooling, a list whose price barely moved gets a slope in the
+    # hundreds, and its forecasts at new prices overflow any sensible metric.
+    events = heldout_events(pd.concat([split.val, split.test], ignore_index=True))
+    baseline_eval = ListBaseline().fit(split.train, evaluation.pipeline.lists_["usual_price"])
+    baseline = ListBaseline().fit(demand.cells, serving.pipeline.lists_["usual_price"])
+    truth, judged = dataset.truth, best_selling_lists(serving.context.catalogue, moved=True)
+    baseline_record: dict[str, Any] = {
+        "family": "baseline",
+        "heldout": heldout_response_error(events, baseline_eval.predict).summary(),
+    }
+    log.info(
+        "held-out price changes: %d lists changed their posted price in the validation and test periods",
+        events.groupby(["StockCode", "segment"]).ngroups,
+    )
+
+    # Tune, train, evaluate and gate each family.
+    runs, refused = [], []
+    for family in config.families:
+        run = train_family(family, config, matrices, X_all, y_all, evaluation, events)
+        if truth is not None:
+            accuracy = pricing_accuracy(_sweeper(serving, run.model), baseline, truth, judged)
+            run.record["pricing"] = accuracy.summary()
+            run.record["pricing_table"] = accuracy.per_list
+        edges = edge_optima(_sweeper(serving, run.model), best_selling_lists(serving.context.catalogue))
+        run.record["edges"] = _edge_summary(edges)
+        reason = gate(run, serving)
+        if reason is not None:
+            log.error("GATE: %s refused and not stored: %s", family, reason)
+            refused.append({"family": family, "reason": reason})
+            continue
+        runs.append(run)
+    if not runs:
+        reasons = "; ".join(f"{r['family']}: {r['reason']}" for r in refused)
+        raise NoModelPassedError(f"every family was refused by the gate: {reasons}")
     if truth is not None:
-        truth = add_observed_ranges(truth, dataset.clean)
-        _log_truth(truth, products)
+        baseline_record["pricing"] = _baseline_pricing(runs[0].record["pricing_table"])
 
-    # Tune, train and evaluate each family.
-    tuning = TuningData(X["train"], y["train"], X["val"], y["val"])
-    runs = [train_family(f, config, tuning, X, y, pipeline, context, truth, products) for f in config.families]
-
-    # Serving order: best validation score first; then save every family into the model store.
-    runs.sort(key=lambda r: r.record["val"]["mse"])
+    # Serving order by pricing quality; then save every family that passed into the model store.
+    criterion = "pricing_error" if truth is not None else "heldout_price_response"
+    runs.sort(key=lambda r: _ranking_score(r.record, criterion))
     shared = {
         "run_id": run_id,
         "data_hash": data_hash,
         "data_source": dataset.source,
         "budget": config.budget.name,
         "seed": config.seed,
+        "period": config.period,
         "features": list(FEATURES),
-        "training_rows": len(split.train),
+        "training_cells": len(demand.cells),
+        "ranking": {"criterion": criterion, "order": [r.family for r in runs]},
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     for rank, run in enumerate(runs):
         run.record["rank"] = rank
         run.record["role"] = role_of(rank)
-        run.record["tag"] = save_model(run.model, pipeline, context, rank=rank, metadata={**shared, **_meta(run)})
+        run.record["ranking_score"] = list(_ranking_score(run.record, criterion))
+        metadata = {**shared, **_meta(run)}
+        run.record["tag"] = save_model(run.model, serving.pipeline, serving.context, rank=rank, metadata=metadata)
         log.info("saved %-10s as %s (%s)", run.family, run.record["tag"], run.record["role"])
 
     # Reports.
     record = {
-        **{k: shared[k] for k in ("run_id", "budget", "seed", "trained_at")},
+        **{k: shared[k] for k in ("run_id", "budget", "seed", "period", "trained_at", "ranking")},
         "data": {
             "source": dataset.source,
             "hash": data_hash,
             "rows_clean": len(dataset.clean),
             "cleaning": dataset.cleaning,
-            "split": {n: len(p) for n, p in _parts(split)},
+            "cells": len(demand.cells),
+            "split": {n: len(p) for n, p in split.parts()},
+            "heldout_lists": int(events.groupby(["StockCode", "segment"]).ngroups),
         },
         "serving_order": [r.record["tag"] for r in runs],
-        "models": [r.record for r in runs],
+        "models": [_public(r.record) for r in runs],
+        "baseline": baseline_record,
+        "refused": refused,
         "seconds": time.perf_counter() - started,
     }
-    write_reports(config.reports_dir, record, runs, y["test"], pipeline, context, truth, products)
+    write_reports(config.reports_dir, record, runs, matrices.actual["test"], serving, truth)
     if config.s3_bucket:
         upload_outputs(config, runs)
     log.info(
-        "metrics (test split; price error on the %d best-selling products):\n%s",
-        len(products),
-        metrics_table(record["models"]),
+        "metrics (test periods; pricing on the %d best-selling lists whose price moved):\n%s",
+        len(judged),
+        metrics_table([*record["models"], baseline_record]),
     )
-    log.info("done in %.0f s; serving order: %s", record["seconds"], " > ".join(record["serving_order"]))
+    log.info(
+        "done in %.0f s; serving order (%s): %s", record["seconds"], criterion, " > ".join(record["serving_order"])
+    )
     return record
+
+
+def _stage(cells: pd.DataFrame, demand: DemandData) -> Stage:
+    pipeline = FeaturePipeline(period=demand.period).fit(cells)
+    return Stage(pipeline, ContextStore.build(demand.cells, demand.lists, pipeline))
+
+
+def _sweeper(stage: Stage, model: PriceModel) -> Sweeper:
+    return Sweeper(stage.pipeline, stage.context, model.predict)
+
+
+def _predicted_target(model: PriceModel, X: np.ndarray, log_d: np.ndarray) -> np.ndarray:
+    """A model's prediction of log(1 + units) of cells: its level times D at the cells' posted prices."""
+    return to_target(units_at_price(model.predict(X), log_d))
+
+
+def _log_responses(pipeline: FeaturePipeline) -> None:
+    response = pipeline.response_
+    by_segment = response.lists_.groupby(level="segment")["identifiable"].agg(["sum", "size"])
+    log.info(
+        "price responses: %s; pooled slope %s; curve shape %s",
+        ", ".join(f"{s} {int(r['sum'])} of {int(r['size'])} identifiable" for s, r in by_segment.iterrows()),
+        ", ".join(f"{s} {m:.2f} (sd {np.sqrt(v):.2f})" for s, (m, v) in response.prior_.items()),
+        ", ".join(f"{s} {k:.2f}" for s, k in response.shape_.items()),
+    )
+
+
+def _edge_summary(edges: pd.DataFrame) -> dict[str, int]:
+    at_edge = edges["at_grid_edge"].notna()
+    return {
+        "lists": len(edges),
+        "at_edge": int(at_edge.sum()),
+        "at_edge_not_flagged": int((at_edge & edges["identifiable"]).sum()),
+        "identifiable": int(edges["identifiable"].sum()),
+    }
+
+
+def _baseline_pricing(table: pd.DataFrame) -> dict[str, float | int]:
+    errors = table["baseline_rel_error"]
+    return {
+        "median_rel_error": float(errors.median()),
+        "p90_rel_error": float(errors.quantile(0.9)),
+        "lists": int(errors.notna().sum()),
+    }
+
+
+def _ranking_score(record: dict[str, Any], criterion: str) -> tuple[float, ...]:
+    """Sort key: the criterion, then (for ties: families share each list's response, so their optima often
+    coincide) the held-out price-response error, then test MSE."""
+    heldout = record["heldout"]["median_abs_error"]
+    heldout = float(heldout) if np.isfinite(heldout) else float("inf")
+    if criterion == "pricing_error":
+        return (round(float(record["pricing"]["median_rel_error"]), 4), heldout, float(record["test"]["mse"]))
+    return (heldout, float(record["test"]["mse"]))
+
+
+def _public(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k != "pricing_table"}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -172,31 +334,16 @@ def hash_frame(frame: pd.DataFrame) -> str:
     return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
 
 
-def write_feature_store(directory: Path, split: Split, X: dict[str, np.ndarray], y: dict[str, np.ndarray]) -> None:
-    """Write each split's keys, features and target as Parquet."""
+def write_feature_store(directory: Path, split: Split, matrices: Matrices) -> None:
+    """Write each split's cell keys, features and level target (units at the usual price) as Parquet."""
     directory.mkdir(parents=True, exist_ok=True)
-    for name, part in _parts(split):
-        frame = pd.DataFrame(X[name], columns=list(FEATURES))
-        frame.insert(0, "InvoiceNo", part["InvoiceNo"].to_numpy())
-        frame.insert(1, "StockCode", part["StockCode"].to_numpy())
-        frame.insert(2, "InvoiceDate", part["InvoiceDate"].to_numpy())
-        frame["log_quantity"] = y[name]
+    for name, part in split.parts():
+        frame = pd.DataFrame(matrices.X[name], columns=list(FEATURES))
+        for i, column in enumerate(("StockCode", "segment", "period", "posted_price", "units")):
+            frame.insert(i, column, part[column].to_numpy())
+        frame["level_target"] = matrices.y[name]
         frame.to_parquet(directory / f"{name}.parquet", index=False, compression="zstd")
     log.info("feature store written to %s", directory)
-
-
-def _parts(split: Split) -> list[tuple[str, pd.DataFrame]]:
-    return [("train", split.train), ("val", split.val), ("test", split.test)]
-
-
-def _log_truth(truth: pd.DataFrame, products: list[str]) -> None:
-    top = truth.set_index("StockCode").loc[products]
-    log.info(
-        "ground truth: optimum inside the observed price range for %.0f%% of products (%.0f%% of the %d best-selling)",
-        100 * truth["optimum_in_range"].mean(),
-        100 * top["optimum_in_range"].mean(),
-        len(products),
-    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -206,19 +353,18 @@ def _log_truth(truth: pd.DataFrame, products: list[str]) -> None:
 def train_family(
     family: str,
     config: TrainConfig,
-    tuning: TuningData,
-    X: dict[str, np.ndarray],
-    y: dict[str, np.ndarray],
-    pipeline: FeaturePipeline,
-    context: ContextStore,
-    truth: pd.DataFrame | None,
-    products: list[str],
+    matrices: Matrices,
+    X_all: np.ndarray,
+    y_all: np.ndarray,
+    evaluation: Stage,
+    events: pd.DataFrame,
 ) -> FamilyRun:
-    """Tune, fit on the training split (validation for early stopping) and evaluate one family."""
+    """Tune, fit on the training periods (validation for early stopping), evaluate, then refit on all periods."""
+    X, y, log_d, actual = matrices.X, matrices.y, matrices.log_d, matrices.actual
     log.info("%s: tuning", family)
     result = tune(
         family,
-        tuning,
+        TuningData(X["train"], y["train"], X["val"], y["val"]),
         config.budget,
         config.seed,
         storage=config.optuna_storage,
@@ -234,8 +380,19 @@ def train_family(
     else:
         model.fit(X["train"], y["train"], X["val"], y["val"])
     fit_seconds = time.perf_counter() - start
-    log.info("%s: final fit on %s rows in %.0f s%s", family, f"{len(y['train']):,}", fit_seconds, _fit_summary(model))
-    val_pred, test_pred = model.predict(X["val"]), model.predict(X["test"])
+    rows = f"{len(y['train']):,}"
+    log.info("%s: fit on %s training cells in %.0f s%s", family, rows, fit_seconds, _fit_summary(model))
+    val_pred = _predicted_target(model, X["val"], log_d["val"])
+    test_pred = _predicted_target(model, X["test"], log_d["test"])
+    pipeline = evaluation.pipeline
+    heldout: HeldoutCheck = heldout_response_error(
+        events, lambda cells: _predicted_target(model, pipeline.transform(cells), pipeline.log_response(cells))
+    )
+
+    start = time.perf_counter()
+    served = model_class(family)(**refit_params(family, model)).fit(X_all, y_all)
+    refit_seconds = time.perf_counter() - start
+    log.info("%s: refit on all %s cells in %.0f s", family, f"{len(y_all):,}", refit_seconds)
     record: dict[str, Any] = {
         "family": family,
         "hyperparameters": params,
@@ -245,21 +402,56 @@ def train_family(
             "pruned": result.pruned,
             "best_score": result.best_score,
         },
-        "val": regression_metrics(y["val"], val_pred),
-        "test": regression_metrics(y["test"], test_pred),
-        "seconds": {"tuning": result.seconds, "fit": fit_seconds, "total": result.seconds + fit_seconds},
+        "val": regression_metrics(actual["val"], val_pred),
+        "test": regression_metrics(actual["test"], test_pred),
+        "heldout": heldout.summary(),
+        "seconds": {
+            "tuning": result.seconds,
+            "fit": fit_seconds,
+            "refit": refit_seconds,
+            "total": result.seconds + fit_seconds + refit_seconds,
+        },
     }
-    if truth is not None:
-        accuracy = pricing_accuracy(Sweeper(pipeline, context, model.predict, model.predict_grid), truth, products)
-        record["pricing"] = accuracy.summary()
     log.info(
-        "%s: done in %.0f s; test MSE %.4f%s",
+        "%s: done in %.0f s; test MSE %.4f, R² %.3f; held-out price-response error %.3f (%d lists)",
         family,
         record["seconds"]["total"],
         record["test"]["mse"],
-        f", price error median {record['pricing']['median_rel_error']:.1%}" if truth is not None else "",
+        record["test"]["r2"],
+        record["heldout"]["median_abs_error"],
+        record["heldout"]["lists"],
     )
-    return FamilyRun(family, model, record, result, test_pred)
+    return FamilyRun(family, served, record, result, test_pred)
+
+
+def gate(run: FamilyRun, serving: Stage) -> str | None:
+    """Why a family must not be stored or served, or None: non-finite or non-positive-R² metrics, or a served
+    model that fails the behaviour checks."""
+    for part in ("val", "test"):
+        reason = metrics_are_sane(run.record[part])
+        if reason is not None:
+            return f"{part} metrics: {reason}"
+    return behaviour_failure(_sweeper(serving, run.model), serving.context)
+
+
+def behaviour_failure(sweeper: Sweeper, context: ContextStore) -> str | None:
+    """Behaviour checks of a served model on the best-selling lists: finite curves, and demand that is lower at
+    1.25x the usual price than at 0.8x (a model that learned otherwise prices backwards)."""
+    rising = []
+    for code in best_selling_lists(context.catalogue, n=BEHAVIOUR_LISTS):
+        usual = float(context.catalogue.loc[(code, "wholesale"), "usual_price"])
+        request = SweepRequest(
+            code, segment="wholesale", price_min=0.8 * usual, price_max=1.25 * usual, bins=2, context=EVAL_CONTEXT
+        )
+        result = sweeper.sweep(request)
+        if not np.all(np.isfinite(result.quantity)):
+            return f"non-finite predicted demand for {code}"
+        if result.quantity[1] > result.quantity[0]:
+            rising.append(code)
+    if len(rising) > BEHAVIOUR_LISTS // 10:
+        examples = ", ".join(rising[:5])
+        return f"predicted demand rises with price for {len(rising)} of {BEHAVIOUR_LISTS} best sellers ({examples})"
+    return None
 
 
 def _log_epoch(epoch: int, val_mse: float) -> None:
@@ -268,7 +460,7 @@ def _log_epoch(epoch: int, val_mse: float) -> None:
 
 def _fit_summary(model: PriceModel) -> str:
     if hasattr(model, "epochs_run_"):
-        return f" ({model.epochs_run_} epochs, early stopping)"
+        return f" ({model.epochs_run_} epochs, best {model.best_epoch_}, early stopping)"
     if hasattr(model, "n_trees_"):
         return f" ({model.n_trees_} trees kept by early stopping)"
     return ""
@@ -277,10 +469,11 @@ def _fit_summary(model: PriceModel) -> str:
 def _meta(run: FamilyRun) -> dict[str, Any]:
     record = run.record
     return {
-        "metrics": {k: record[k] for k in ("val", "test", "pricing") if k in record},
+        "metrics": {k: record[k] for k in ("val", "test", "heldout", "pricing", "edges") if k in record},
         "hyperparameters": record["hyperparameters"],
         "tuning": record["tuning"],
         "seconds": record["seconds"],
+        "ranking_score": record["ranking_score"],
     }
 
 
@@ -293,18 +486,21 @@ def write_reports(
     record: dict[str, Any],
     runs: list[FamilyRun],
     y_test: np.ndarray,
-    pipeline: FeaturePipeline,
-    context: ContextStore,
+    serving: Stage,
     truth: pd.DataFrame | None,
-    products: list[str],
 ) -> None:
-    """metrics.json, metrics.md and the plots."""
+    """metrics.json, metrics.md, pricing.csv (synthetic data), edges.csv and the plots."""
     write_run_record(directory, record)
+    primary = runs[0]
+    if "pricing_table" in primary.record:
+        primary.record["pricing_table"].to_csv(directory / "pricing.csv", index=False)
+    sweeper = _sweeper(serving, primary.model)
+    edge_optima(sweeper, best_selling_lists(serving.context.catalogue)).to_csv(directory / "edges.csv", index=False)
     plot_predicted_vs_actual(directory / "predicted_vs_actual.png", y_test, {r.family: r.test_pred for r in runs})
-    sweepers = {r.family: Sweeper(pipeline, context, r.model.predict, r.model.predict_grid) for r in runs}
+    codes = best_selling_lists(serving.context.catalogue, n=CURVE_PRODUCTS, moved=True)
     curves: dict[str, dict[str, SweepResult]] = {
-        family: {code: sweeper.sweep(SweepRequest(code, context=EVAL_CONTEXT)) for code in products[:CURVE_PRODUCTS]}
-        for family, sweeper in sweepers.items()
+        r.family: {c: _sweeper(serving, r.model).sweep(SweepRequest(c, segment="wholesale")) for c in codes}
+        for r in runs
     }
     plot_price_curves(directory / "price_curves.png", curves, truth)
     plot_tuning_history(directory / "tuning_history.png", [r.tuning for r in runs])

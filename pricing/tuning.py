@@ -26,6 +26,7 @@ from pricing.models import PriceModel, model_class
 log = logging.getLogger(__name__)
 
 OPTUNA_FAMILIES = ("torch", "xgboost", "lightgbm")
+_DIVERGED = 1e6
 SKOPT_FAMILIES = ("svr", "elasticnet")
 
 
@@ -79,6 +80,18 @@ def final_params(family: str, tuned: dict[str, Any], budget: Budget, seed: int) 
     elif family == "svr":
         fixed["max_train_rows"] = budget.svr_rows
     return {**tuned, **fixed}
+
+
+def refit_params(family: str, model: PriceModel) -> dict[str, Any]:
+    """Constructor arguments to refit a fitted model on all periods, with no validation split left to stop
+    on: the same hyperparameters, trained as long as early stopping found best."""
+    params = model.get_params()
+    if family == "torch":
+        epochs = max(1, int(model.best_epoch_))
+        params.update(max_epochs=epochs, patience=epochs + 1)
+    elif family in ("xgboost", "lightgbm"):
+        params["n_estimators"] = max(1, int(model.n_trees_))
+    return params
 
 
 def open_storage(url: str | None) -> optuna.storages.BaseStorage | str | None:
@@ -155,12 +168,14 @@ def _tune_optuna(
         else:
             model = model_class(family)(**params, n_estimators=budget.gbm_max_trees, random_state=seed)
             model.fit(X, y, data.X_val, data.y_val)
-        return _mse(model, data.X_val, data.y_val)
+        # A diverged trial fails (Optuna records NaN as a failure), so it can never be the study's best.
+        score = _mse(model, data.X_val, data.y_val)
+        return score if np.isfinite(score) else float("nan")
 
-    study.optimize(objective, n_trials=n_trials, callbacks=[_log_trial(family, n_trials)])
-    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    study.optimize(objective, n_trials=n_trials, callbacks=[_log_trial(family, n_trials)], catch=(RuntimeError,))
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and np.isfinite(t.value)]
     if not done:
-        raise RuntimeError(f"{family}: every Optuna trial was pruned or failed")
+        raise RuntimeError(f"{family}: every Optuna trial was pruned, failed or diverged")
     best = min(done, key=lambda t: t.value)
     history = [(t.number, float(t.value)) for t in done]
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
@@ -219,7 +234,9 @@ def _tune_skopt(
             if family == "svr":
                 model.max_train_rows = len(fit_idx)  # the sample is already bounded
             scores.append(_mse(model.fit(X[fit_idx], y[fit_idx]), X[score_idx], y[score_idx]))
-        score = float(np.mean(scores))
+        # gp_minimize needs a number: a diverged point scores as badly as predicting nothing at all.
+        score = float(np.mean(scores)) if np.all(np.isfinite(scores)) else _DIVERGED
+
         history.append((len(history), score))
         best = min(s for _, s in history)
         log.info(

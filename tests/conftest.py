@@ -177,27 +177,55 @@ def smoke_run(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Smo
     return run
 
 
+TWIN_RATIOS = (0.85, 1.2)  # the twins' optimum / value price: the first is far more price-sensitive
+
+
+@pytest.fixture(scope="session")
+def twin_run(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
+    """``train.py --budget smoke`` on a user file whose two best sellers are twins but for their price
+    sensitivity (``GeneratorConfig.twins``), with its ground truth beside it, into the session's model store."""
+    from pricing.synthetic import GeneratorConfig, generate_transactions
+
+    work = tmp_path_factory.mktemp("twins")
+    data = generate_transactions(40_000, 150, seed=42, config=GeneratorConfig(twins=TWIN_RATIOS))
+    data.transactions.to_csv(work / "twins.csv.gz", index=False)
+    data.truth.to_csv(work / "ground_truth.csv", index=False)
+    command = [
+        sys.executable, "train.py", "--data", str(work / "twins.csv.gz"), "--budget", "smoke",
+        "--data-dir", str(work / "data"), "--reports-dir", str(work / "reports"),
+    ]  # fmt: skip
+    started = time.monotonic()
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=SMOKE_TRAIN_TIMEOUT_S, check=False)
+    run = SmokeRun(
+        proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started, work / "data", work / "reports", "", ""
+    )
+    assert run.returncode == 0, f"train.py on the twins failed:\n{run.output[-5000:]}"
+    return run
+
+
 @dataclass(frozen=True)
 class TinyAssets:
-    """A small synthetic data set carried through cleaning, history features, split and a fitted pipeline."""
+    """A small synthetic data set carried through cleaning, demand cells, split and a fitted pipeline."""
 
-    enriched: object  # pd.DataFrame
+    demand: object  # pricing.demand.DemandData
     split: object  # pricing.features.Split
     pipeline: object  # pricing.features.FeaturePipeline
     context: object  # pricing.sweep.ContextStore
+    truth: object  # pd.DataFrame
 
 
 @pytest.fixture(scope="session")
 def tiny() -> TinyAssets:
-    """Real pipeline objects built from 8,000 synthetic lines over 40 products (well under a second)."""
+    """Real pipeline objects built from 20,000 synthetic lines over 60 products (a few seconds)."""
     from pricing.data import clean_transactions
-    from pricing.features import FeaturePipeline, add_history_features, split_by_time
+    from pricing.demand import build_demand
+    from pricing.features import FeaturePipeline, split_by_time
     from pricing.sweep import ContextStore
     from pricing.synthetic import generate_transactions
 
-    raw = generate_transactions(8_000, 40, seed=7)
+    raw = generate_transactions(20_000, 60, seed=7)
     clean, _ = clean_transactions(raw.transactions)
-    enriched = add_history_features(clean)
-    split = split_by_time(enriched)
+    demand = build_demand(clean)
+    split = split_by_time(demand.cells)
     pipeline = FeaturePipeline().fit(split.train)
-    return TinyAssets(enriched, split, pipeline, ContextStore.build(enriched, pipeline))
+    return TinyAssets(demand, split, pipeline, ContextStore.build(demand.cells, demand.lists, pipeline), raw.truth)

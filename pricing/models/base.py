@@ -4,13 +4,9 @@ It follows scikit-learn's contract: ``__init__`` stores keyword hyperparameters 
 returns ``self``, learned state ends in ``_``, randomness comes in through ``random_state`` and
 predicting before fitting raises ``NotFittedError``. On top of that each family can ``save`` itself
 into a directory (``params.json`` plus its own files) and ``load`` back from one, which is how the
-registry stores it in the BentoML model store. Predictions are log quantities (see
-``pricing.features.to_target``).
-
-``predict_grid`` is the price sweep's call: every context row at every grid price. By default it predicts
-on the tiled matrix (``grid_matrix``); a family whose model factorises over the context and price columns
-overrides ``_predict_grid`` to do the context work once per row instead of once per (row, price), with
-the same predictions (tested against the tiled matrix for every family).
+registry stores it in the BentoML model store. Predictions are a demand cell's level on the target scale
+(``pricing.features.to_target``: log(1 + units per period) at the list's usual price); the price enters
+outside the model (``pricing.features``), so a sweep predicts once per context period, whatever the grid.
 """
 
 from __future__ import annotations
@@ -60,26 +56,6 @@ class PriceModel(ABC):
             raise ValueError(f"X has {X.shape[1]} features, the model was fitted with {self.n_features_in_}")
         return np.asarray(self._predict(X), dtype=np.float64).ravel()
 
-    def predict_grid(self, context: np.ndarray, prices: np.ndarray) -> np.ndarray:
-        """Predicted log quantity of every context row at every grid price, shape (len(prices), len(context)).
-
-        ``context`` is the encoded context block (rows x context columns), ``prices`` the price block (grid
-        prices x price columns); the values equal ``predict(grid_matrix(context, prices))`` reshaped.
-        """
-        if not hasattr(self, "n_features_in_"):
-            raise _not_fitted(f"this {type(self).__name__} is not fitted yet: call fit() first")
-        context, prices = _as_matrix(context), _as_matrix(prices)
-        if context.shape[1] + prices.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"{context.shape[1]} context and {prices.shape[1]} price columns, the model was fitted with "
-                f"{self.n_features_in_}"
-            )
-        grid = np.asarray(self._predict_grid(context, prices), dtype=np.float64)
-        return grid.reshape(len(prices), len(context))
-
-    def _predict_grid(self, context: np.ndarray, prices: np.ndarray) -> np.ndarray:
-        return self._predict(grid_matrix(context, prices))
-
     def save(self, directory: Path) -> None:
         """Write the fitted model into ``directory`` (created if missing)."""
         if not hasattr(self, "n_features_in_"):
@@ -111,43 +87,6 @@ class PriceModel(ABC):
 
     @abstractmethod
     def _load_state(self, directory: Path) -> None: ...
-
-
-def grid_matrix(context: np.ndarray, prices: np.ndarray) -> np.ndarray:
-    """The model matrix of every context row at every grid price, price-major: row ``j * len(context) + i``
-    is context row ``i`` with grid price ``j``."""
-    n_ctx, n_ctx_features = context.shape
-    matrix = np.empty((len(prices) * n_ctx, n_ctx_features + prices.shape[1]), dtype=np.float32)
-    matrix[:, :n_ctx_features].reshape(len(prices), n_ctx, n_ctx_features)[:] = context
-    matrix[:, n_ctx_features:] = np.repeat(prices, n_ctx, axis=0)
-    return matrix
-
-
-def predict_grid_by_buckets(
-    model: PriceModel,
-    context: np.ndarray,
-    prices: np.ndarray,
-    split_thresholds: dict[int, np.ndarray],
-    left_closed: bool,
-) -> np.ndarray:
-    """Tree ensembles: predict only one grid price per bucket of the price columns' split thresholds.
-
-    Two prices on the same side of every split threshold of a price column take the same path through
-    every tree, so they get identical predictions. ``split_thresholds`` maps a column index of the model
-    matrix to the sorted split values of that column; ``left_closed`` says whether a split sends ``x <= t``
-    left (LightGBM) or ``x < t`` (XGBoost).
-    """
-    side = "left" if left_closed else "right"
-    first_price_column = context.shape[1]
-    buckets = np.column_stack(
-        [
-            np.searchsorted(split_thresholds.get(first_price_column + k, np.empty(0)), prices[:, k], side=side)
-            for k in range(prices.shape[1])
-        ]
-    )
-    _, first, inverse = np.unique(buckets, axis=0, return_index=True, return_inverse=True)
-    distinct = model._predict(grid_matrix(context, prices[first])).reshape(len(first), len(context))
-    return distinct[inverse.ravel()]
 
 
 def _not_fitted(message: str) -> Exception:

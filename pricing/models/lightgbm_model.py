@@ -7,7 +7,7 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 
-from pricing.models.base import PriceModel, predict_grid_by_buckets
+from pricing.models.base import PriceModel
 
 MODEL_FILE = "model.txt"
 _ZERO = 1e-35
@@ -70,34 +70,9 @@ class LightGBMRegressor(PriceModel):
         best = booster.best_iteration or booster.current_iteration()
         self.booster_ = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
         self.n_trees_ = best
-        self._thresholds: dict[int, np.ndarray] | None = None
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         return self.booster_.predict(X, num_threads=self.n_jobs)
-
-    def _predict_grid(self, context: np.ndarray, prices: np.ndarray) -> np.ndarray:
-        # LightGBM reads values within 1e-35 of zero as zero (its kZeroThreshold); bucket them the same way.
-        prices = np.where(np.abs(prices) <= _ZERO, np.float32(0), prices)
-        return predict_grid_by_buckets(self, context, prices, self._split_thresholds(), left_closed=True)
-
-    def _split_thresholds(self) -> dict[int, np.ndarray]:
-        # Read from the model text once, on the first sweep, not at load. Every split here is numerical
-        # (decision_type without the categorical bit), which predict_grid_by_buckets relies on.
-        if self._thresholds is None:
-            values: dict[int, list[float]] = {}
-            features: list[int] = []
-            for line in self.booster_.model_to_string().splitlines():
-                if line.startswith("Tree="):
-                    features = []
-                elif line.startswith("split_feature="):
-                    features = [int(f) for f in line.split("=", 1)[1].split()]
-                elif line.startswith("decision_type=") and any(int(d) & 1 for d in line.split("=", 1)[1].split()):
-                    raise ValueError("categorical splits are not supported by the grid prediction")
-                elif line.startswith("threshold="):
-                    for feature, value in zip(features, line.split("=", 1)[1].split(), strict=True):
-                        values.setdefault(feature, []).append(float(value))
-            self._thresholds = {f: np.unique(np.asarray(v)) for f, v in values.items()}
-        return self._thresholds
 
     def _save_state(self, directory: Path) -> None:
         self.booster_.save_model(directory / MODEL_FILE)
@@ -105,4 +80,3 @@ class LightGBMRegressor(PriceModel):
     def _load_state(self, directory: Path) -> None:
         self.booster_ = lgb.Booster(model_file=str(directory / MODEL_FILE))
         self.n_trees_ = self.booster_.current_iteration()
-        self._thresholds = None

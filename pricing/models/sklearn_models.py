@@ -15,7 +15,6 @@ from pricing.models.base import PriceModel
 
 MODEL_FILE = "model.joblib"
 _SVR_CHUNK = 4_096  # rows per kernel block: 4,096 x support vectors x 8 bytes stays around 100 MB
-_FLUSH = 345.0  # exp(-345) ~ 1e-150: smaller kernel factors are flushed to zero (see _rbf)
 
 
 class _SklearnPipelineModel(PriceModel):
@@ -77,18 +76,6 @@ class SVRRegressor(_SklearnPipelineModel):
             out[start : start + _SVR_CHUNK] = np.exp(-self.gamma * np.maximum(dist, 0.0)) @ coef + intercept
         return out
 
-    def _predict_grid(self, context: np.ndarray, prices: np.ndarray) -> np.ndarray:
-        # The RBF kernel of a (context, price) row factorises: exp(-g|x - s|^2) is the product of the context
-        # columns' kernel and the price columns' kernel (the scaler is per column). So the expansion is one
-        # matrix product of a (grid prices x support) and a (support x context rows) factor.
-        scaler, svr = self.pipeline_[0], self.pipeline_[-1]
-        n_ctx = context.shape[1]
-        mean, scale, support = scaler.mean_, scaler.scale_, svr.support_vectors_
-        Zc = (context.astype(np.float64) - mean[:n_ctx]) / scale[:n_ctx]
-        Zp = (prices.astype(np.float64) - mean[n_ctx:]) / scale[n_ctx:]
-        weighted = _rbf(Zp, support[:, n_ctx:], self.gamma) * svr.dual_coef_.ravel()
-        return weighted @ _rbf(Zc, support[:, :n_ctx], self.gamma).T + float(svr.intercept_[0])
-
 
 class ElasticNetRegressor(_SklearnPipelineModel):
     """Linear regression with combined L1 and L2 penalties on standardised inputs."""
@@ -113,25 +100,3 @@ class ElasticNetRegressor(_SklearnPipelineModel):
         )
         self.pipeline_ = make_pipeline(StandardScaler(), model)
         self.pipeline_.fit(X, y)
-
-    def _predict_grid(self, context: np.ndarray, prices: np.ndarray) -> np.ndarray:
-        # Linear in the columns: a context term per row plus a price term per grid price.
-        scaler, linear = self.pipeline_[0], self.pipeline_[-1]
-        weights = linear.coef_ / scaler.scale_
-        intercept = linear.intercept_ - weights @ scaler.mean_
-        n_ctx = context.shape[1]
-        price_term = prices.astype(np.float64) @ weights[n_ctx:]
-        context_term = context.astype(np.float64) @ weights[:n_ctx]
-        return price_term[:, None] + context_term[None, :] + intercept
-
-
-def _rbf(A: np.ndarray, B: np.ndarray, gamma: float) -> np.ndarray:
-    """exp(-gamma * squared distance) between the rows of A and the rows of B.
-
-    Factors below exp(-_FLUSH) are set to zero: their terms are under 1e-150 of the prediction, and left
-    in they made subnormal floats (in the exponential, and in the products of two small factors in the
-    matrix product) that slowed a sweep about tenfold.
-    """
-    dist = np.einsum("ij,ij->i", A, A)[:, None] + np.einsum("ij,ij->i", B, B)[None, :] - 2.0 * A @ B.T
-    scaled = gamma * np.maximum(dist, 0.0)
-    return np.where(scaled < _FLUSH, np.exp(-np.minimum(scaled, _FLUSH)), 0.0)

@@ -1,15 +1,9 @@
-"""Feed-forward PyTorch network with a structured demand head, early stopping and an epoch hook for pruning.
+"""Feed-forward PyTorch network on standardised inputs, with early stopping and an epoch hook for pruning.
 
-The input columns are laid out as ``pricing.features`` builds them: calendar block first, price block
-last (``n_calendar_features`` and ``n_price_features`` columns), everything else in between. The network
-predicts, per row,
-
-    log q = level(context) - slope(context without calendar) * (price_ratio - 1),   slope >= 0
-
-A demand curve per context, falling with price by construction. Two measured reasons shape it (see
-docs/MODELS.md): a plain MLP shrinks the comparatively small price effect and so overestimates optimal
-prices; and a slope that reads calendar features extrapolates into calendar weeks the training year never
-showed (the test period and the sweep's latest rows), which biased optimal prices by about +15%.
+It forecasts a demand cell's level (``pricing.models.base``): the price enters outside the model. Inputs are
+standardised with the training rows' mean and standard deviation (a column that is constant in training keeps
+its scale, so an unseen value cannot be divided by zero); gradients are clipped and a diverged epoch ends
+training with the best weights so far.
 
 Saved as a plain ``state_dict`` (``bentoml.pytorch`` is deprecated and its loader breaks under torch
 2.13), loaded with ``weights_only=True``.
@@ -25,11 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from pricing.features import CALENDAR_FEATURES, PRICE_FEATURES
 from pricing.models.base import PriceModel
 
 WEIGHTS_FILE = "model.pt"
 _PREDICT_CHUNK = 65_536
+_GRADIENT_CLIP = 5.0  # a rare huge gradient (an extreme period) must not throw the weights off
 
 
 def _trunk(width: int, hidden_layers: tuple[int, ...], dropout: float, batch_norm: bool) -> tuple[nn.Module, int]:
@@ -46,36 +40,15 @@ def _trunk(width: int, hidden_layers: tuple[int, ...], dropout: float, batch_nor
 
 
 class _Network(nn.Module):
-    def __init__(
-        self,
-        n_features: int,
-        n_calendar: int,
-        n_price: int,
-        hidden_layers: tuple[int, ...],
-        dropout: float,
-        batch_norm: bool,
-    ) -> None:
+    def __init__(self, n_features: int, hidden_layers: tuple[int, ...], dropout: float, batch_norm: bool) -> None:
         super().__init__()
-        self.n_calendar, self.n_price = n_calendar, n_price
-        n_context = n_features - n_price
-        self.register_buffer("mean", torch.zeros(n_context))
-        self.register_buffer("scale", torch.ones(n_context))
-        self.level, level_width = _trunk(n_context, hidden_layers, dropout, batch_norm)
-        self.level_head = nn.Linear(level_width, 1)
-        self.slope, slope_width = _trunk(n_context - n_calendar, hidden_layers, dropout, batch_norm)
-        self.slope_head = nn.Linear(slope_width, n_price)
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("scale", torch.ones(n_features))
+        self.trunk, width = _trunk(n_features, hidden_layers, dropout, batch_norm)
+        self.head = nn.Linear(width, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        level, slopes = self.demand_curves(x[:, : -self.n_price])
-        # Price ratios are centred at 1, so the level is the demand at the product's reference price.
-        return level - (slopes * (x[:, -self.n_price :] - 1.0)).sum(dim=1)
-
-    def demand_curves(self, raw_context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each context row's level (n,) and non-negative price slopes (n, n_price)."""
-        context = (raw_context - self.mean) / self.scale
-        level = self.level_head(self.level(context)).squeeze(-1)
-        slopes = nn.functional.softplus(self.slope_head(self.slope(context[:, self.n_calendar :])))
-        return level, slopes
+        return self.head(self.trunk((x - self.mean) / self.scale)).squeeze(-1)
 
 
 class TorchMLPRegressor(PriceModel):
@@ -94,8 +67,6 @@ class TorchMLPRegressor(PriceModel):
         batch_size: int = 1024,
         max_epochs: int = 30,
         patience: int = 4,
-        n_calendar_features: int = len(CALENDAR_FEATURES),
-        n_price_features: int = len(PRICE_FEATURES),
         random_state: int = 0,
     ) -> None:
         self.hidden_layers = hidden_layers
@@ -107,8 +78,6 @@ class TorchMLPRegressor(PriceModel):
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.patience = patience
-        self.n_calendar_features = n_calendar_features
-        self.n_price_features = n_price_features
         self.random_state = random_state
 
     def fit_with_hook(
@@ -122,21 +91,7 @@ class TorchMLPRegressor(PriceModel):
             del self._on_epoch
 
     def _build(self, n_features: int) -> _Network:
-        if self.n_price_features < 1 or self.n_calendar_features < 0:
-            raise ValueError("need at least one price column and a non-negative number of calendar columns")
-        if self.n_calendar_features + self.n_price_features >= n_features:
-            raise ValueError(
-                f"{n_features} columns leave no context between {self.n_calendar_features} calendar and "
-                f"{self.n_price_features} price columns"
-            )
-        return _Network(
-            n_features,
-            self.n_calendar_features,
-            self.n_price_features,
-            tuple(self.hidden_layers),
-            self.dropout,
-            self.batch_norm,
-        )
+        return _Network(n_features, tuple(self.hidden_layers), self.dropout, self.batch_norm)
 
     def _fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None, y_val: np.ndarray | None) -> None:
         torch.manual_seed(self.random_state)
@@ -146,16 +101,16 @@ class TorchMLPRegressor(PriceModel):
             cut = max(1, len(X) // 10)
             X, y, X_val, y_val = X[perm[cut:]], y[perm[cut:]], X[perm[:cut]], y[perm[:cut]]
         net = self._build(X.shape[1])
-        context = X[:, : -self.n_price_features]
-        net.mean.copy_(torch.from_numpy(context.mean(axis=0)))
-        net.scale.copy_(torch.from_numpy(np.maximum(context.std(axis=0), 1e-6)))
+        std = X.std(axis=0)
+        net.mean.copy_(torch.from_numpy(X.mean(axis=0)))
+        net.scale.copy_(torch.from_numpy(np.where(std > 1e-6, std, 1.0).astype(np.float32)))
         optimiser = self._make_optimiser(net)
         loss_fn = nn.MSELoss()
         xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.float32))
         xv, yv = torch.from_numpy(X_val), torch.from_numpy(y_val.astype(np.float32))
 
         best_loss, best_state, stale = float("inf"), copy.deepcopy(net.state_dict()), 0
-        self.epochs_run_ = 0
+        self.epochs_run_ = self.best_epoch_ = 0
         for epoch in range(self.max_epochs):
             net.train()
             for idx in torch.randperm(len(xt), generator=generator).split(self.batch_size):
@@ -164,11 +119,15 @@ class TorchMLPRegressor(PriceModel):
                 optimiser.zero_grad()
                 loss = loss_fn(net(xt[idx]), yt[idx])
                 loss.backward()
+                nn.utils.clip_grad_norm_(net.parameters(), _GRADIENT_CLIP)
                 optimiser.step()
             val_loss = float(loss_fn(_predict_tensor(net, xv), yv))
             self.epochs_run_ = epoch + 1
+            if not np.isfinite(val_loss):  # diverged: keep the best weights so far and stop
+                break
             if val_loss < best_loss - 1e-5:
                 best_loss, best_state, stale = val_loss, copy.deepcopy(net.state_dict()), 0
+                self.best_epoch_ = epoch + 1
             else:
                 stale += 1
             hook = getattr(self, "_on_epoch", None)
@@ -197,19 +156,12 @@ class TorchMLPRegressor(PriceModel):
         # torch.from_numpy needs a writable buffer; arrays read from Parquet or caches may be read-only.
         return _predict_tensor(self.network_, torch.from_numpy(np.require(X, requirements="W"))).numpy()
 
-    def _predict_grid(self, context: np.ndarray, prices: np.ndarray) -> np.ndarray:
-        # The network is a demand curve per context row: run the trunks once per row, not once per price.
-        with torch.inference_mode():
-            level, slopes = self.network_.demand_curves(torch.from_numpy(np.require(context, requirements="W")))
-            shifted = torch.from_numpy(np.require(prices, requirements="W")) - 1.0
-            return (level[None, :] - shifted @ slopes.T).numpy()
-
     def _save_state(self, directory: Path) -> None:
         torch.save(self.network_.state_dict(), directory / WEIGHTS_FILE)
 
     def _load_state(self, directory: Path) -> None:
         state = torch.load(directory / WEIGHTS_FILE, weights_only=True, map_location="cpu")
-        net = self._build(state["mean"].shape[0] + self.n_price_features)
+        net = self._build(state["mean"].shape[0])
         net.load_state_dict(state)
         net.eval()
         self.network_ = net

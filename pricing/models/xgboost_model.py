@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import xgboost as xgb
 
-from pricing.models.base import PriceModel, predict_grid_by_buckets
+from pricing.models.base import PriceModel
 
 MODEL_FILE = "model.ubj"
 
@@ -75,27 +74,9 @@ class XGBoostRegressor(PriceModel):
             booster = booster[: booster.best_iteration + 1]
         self.booster_ = booster
         self.n_trees_ = booster.num_boosted_rounds()
-        self._thresholds: dict[int, np.ndarray] | None = None
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         return self.booster_.inplace_predict(X)
-
-    def _predict_grid(self, context: np.ndarray, prices: np.ndarray) -> np.ndarray:
-        return predict_grid_by_buckets(self, context, prices, self._split_thresholds(), left_closed=False)
-
-    def _split_thresholds(self) -> dict[int, np.ndarray]:
-        # Read from the model once, on the first sweep (about 0.2 s for a thousand trees), not at load.
-        if self._thresholds is None:
-            trees = json.loads(self.booster_.save_raw("json"))["learner"]["gradient_booster"]["model"]["trees"]
-            values: dict[int, list[float]] = {}
-            for tree in trees:
-                for left, feature, condition in zip(
-                    tree["left_children"], tree["split_indices"], tree["split_conditions"], strict=True
-                ):
-                    if left != -1:  # an inner node; leaves carry their value in split_conditions
-                        values.setdefault(feature, []).append(condition)
-            self._thresholds = {f: np.unique(np.asarray(v, dtype=np.float32)) for f, v in values.items()}
-        return self._thresholds
 
     def _save_state(self, directory: Path) -> None:
         self.booster_.save_model(directory / MODEL_FILE)
@@ -104,4 +85,3 @@ class XGBoostRegressor(PriceModel):
         self.booster_ = xgb.Booster(model_file=str(directory / MODEL_FILE))
         self.booster_.set_param({"nthread": self.n_jobs})
         self.n_trees_ = self.booster_.num_boosted_rounds()
-        self._thresholds = None

@@ -22,7 +22,6 @@ import pytest
 from pricing.features import FEATURES
 from pricing.models import model_class
 from pricing.registry import ESTIMATOR_DIR, load_model, save_model, serving_order
-from pricing.sweep import SweepRequest
 from tests.support import bentoml_serve, scrape
 
 
@@ -40,7 +39,7 @@ def save_run(stored, X: np.ndarray, y: np.ndarray, models: list) -> tuple[str, l
 def training(smoke_run):
     stored = load_model(serving_order(smoke_run.record["run_id"])[0])
     frame = pd.read_parquet(smoke_run.data_dir / "features" / "train.parquet")
-    return stored, frame[list(FEATURES)].to_numpy(np.float32), frame["log_quantity"].to_numpy()
+    return stored, frame[list(FEATURES)].to_numpy(np.float32), frame["level_target"].to_numpy()
 
 
 @pytest.fixture(scope="module")
@@ -115,18 +114,20 @@ def test_a_primary_that_raises_is_replaced_by_the_fallback(run, tmp_path) -> Non
 
 def test_a_primary_slower_than_its_budget_is_replaced_by_the_fallback(training, tmp_path) -> None:
     stored, X, y = training
-    # Kernel SVR costs grow with support vectors: thousands of them over a 1,000-price grid take far longer
-    # than the budget, while ElasticNet answers the same grid in milliseconds.
+    # Kernel SVR costs grow with support vectors: thousands of them over ten thousand demand questions take far
+    # longer than the budget, while ElasticNet answers the same rows in milliseconds.
     slow = model_class("svr")(max_train_rows=6_000, C=30.0, epsilon=0.01, gamma=0.5)
     run_id, (primary, _) = save_run(stored, X, y, [slow, model_class("elasticnet")()])
-    budget_s, request = 0.15, {"stockcode": "85123A", "bins": 1_000}
-    plan = stored.sweeper().plan(SweepRequest(**request))
+    budget_s = 0.15
+    rows = [
+        {"StockCode": "85123A", "UnitPrice": 2.0 + i % 100 / 100, "InvoiceDate": "2011-11-01"} for i in range(10_000)
+    ]
     started = time.perf_counter()
-    load_model(primary).estimator.predict_grid(plan.context, plan.price_block)
+    load_model(primary).estimator.predict(np.repeat(X[:1], len(rows), axis=0))
     assert time.perf_counter() - started > 2 * budget_s, "the 'slow' primary is not slow enough to test the budget"
     env = {"PRICING_RUN_ID": run_id, "PRICING_MODEL_TIMEOUT_S": str(budget_s)}
     with bentoml_serve(env, tmp_path / "serve.log") as url:
-        response = httpx.post(f"{url}/price_sweep", json=request, timeout=60)
+        response = httpx.post(f"{url}/predict", json={"rows": rows}, timeout=120)
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["fallback_used"] is True and body["model"]["name"] == "pricing_elasticnet"

@@ -47,19 +47,35 @@ def test_declared_models_are_the_serving_order_training_recorded(service, smoke_
 
 
 def test_sweep_answers_with_the_primary_and_a_consistent_optimum(client, smoke_run) -> None:
-    response = client.post("/price_sweep", json={"stockcode": "85123A", "bins": 40, "context": 200})
+    response = client.post("/price_sweep", json={"stockcode": "85123A", "bins": 40, "context": 30})
     assert response.status_code == 200, response.text
     body = response.json()
     name, version = smoke_run.record["serving_order"][0].split(":")
     assert body["model"] == {"name": name, "version": version, "role": "primary"}
-    assert body["fallback_used"] is False and body["context_rows"] == 200
+    assert body["fallback_used"] is False and body["context_rows"] == 30 and body["period"] == "week"
     curve = body["curve"]
     assert len(curve) == 40 and curve[0]["unit_price"] < curve[-1]["unit_price"]
     best = max(curve, key=lambda p: p["predicted_sales"])
-    assert body["optimal"] == {k: best[k] for k in ("unit_price", "quantity", "predicted_sales")}
+    optimal = body["optimal"]
+    assert {k: optimal[k] for k in ("unit_price", "quantity", "predicted_sales")} == {
+        k: best[k] for k in ("unit_price", "quantity", "predicted_sales")
+    }
+    assert optimal["interval"][0] <= optimal["unit_price"] <= optimal["interval"][1]
+    assert optimal["at_grid_edge"] in (None, "lower", "upper")
+    price_list = body["price_list"]
+    assert price_list["segment"] == "wholesale" and price_list["response"] in ("own", "pooled")
+    assert price_list["identifiable"] is (price_list["response"] == "own")
     for point in curve:
         assert point["quantity_min"] <= point["quantity"] <= point["quantity_max"]
-        assert point["predicted_sales"] == pytest.approx(point["unit_price"] * point["quantity"])
+        expected = point["unit_price"] * point["quantity"] * price_list["paid_ratio"]
+        assert point["predicted_sales"] == pytest.approx(expected, rel=1e-3)
+
+
+def test_the_retail_list_is_priced_on_request(client) -> None:
+    wholesale = client.post("/price_sweep", json={"stockcode": "85123A", "bins": 5}).json()
+    retail = client.post("/price_sweep", json={"stockcode": "85123A", "bins": 5, "segment": "retail"}).json()
+    assert retail["price_list"]["segment"] == "retail"
+    assert retail["price_list"]["usual_price"] > 1.5 * wholesale["price_list"]["usual_price"]
 
 
 def test_repeated_sweep_is_served_from_the_cache(client) -> None:
@@ -102,6 +118,7 @@ def test_compatibility_route_keeps_the_original_field_names(client) -> None:
         ({"stockcode": ""}, 400, "stockcode"),
         ({"bins": 10}, 400, "stockcode"),
         ({"stockcode": "85123A", "colour": "red"}, 400, "colour"),
+        ({"stockcode": "85123A", "segment": "vip"}, 400, "segment"),
     ],
 )
 def test_bad_sweeps_get_an_error_naming_the_field(client, body, status, field) -> None:
@@ -148,7 +165,10 @@ def test_products_are_searchable_and_paginated(client) -> None:
     found = client.get("/products", params={"q": "heart"}).json()
     assert found["total"] >= 1 and all("HEART" in p["description"] for p in found["products"])
     item = next(p for p in everything["products"] if p["stockcode"] == "85123A")
-    assert item["price_min"] < item["price_max"] and item["rows"] > 0
+    assert item["main_segment"] == "wholesale" and {lst["segment"] for lst in item["lists"]} == {"wholesale", "retail"}
+    for price_list in item["lists"]:
+        assert price_list["price_min"] <= price_list["usual_price"] <= price_list["price_max"]
+        assert isinstance(price_list["identifiable"], bool)
     assert client.get("/products", params={"limit": 0}).status_code == 422
 
 
@@ -171,28 +191,30 @@ def test_openapi_describes_the_inputs(client) -> None:
 
 
 ROWS = [
-    {"StockCode": "85123A", "UnitPrice": 2.55, "InvoiceDate": "2011-12-01T10:00:00", "CustomerID": 17850,
+    {"StockCode": "85123A", "UnitPrice": 2.95, "InvoiceDate": "2011-12-01T10:00:00", "CustomerID": 17850,
      "Country": "United Kingdom", "Quantity": 6, "InvoiceNo": "536365"},
-    {"stockcode": "22423", "unit_price": 12.75, "invoice_date": "2011-12-02T11:30:00", "country": "France"},
+    {"stockcode": "22423", "unit_price": 12.75, "invoice_date": "2011-12-02T11:30:00", "segment": "retail"},
     {"StockCode": "99999Z", "UnitPrice": 1.0, "InvoiceDate": "2011-12-03T09:00:00"},
 ]  # fmt: skip
 
 
-def test_predict_answers_each_row_in_order(client) -> None:
+def test_predict_answers_each_row_in_order_for_its_period(client) -> None:
     response = client.post("/predict", json={"rows": ROWS})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["model"]["role"] == "primary" and body["fallback_used"] is False
+    assert body["model"]["role"] == "primary" and body["fallback_used"] is False and body["period"] == "week"
     predictions = body["predictions"]
     assert [p["stockcode"] for p in predictions] == ["85123A", "22423", "99999Z"]
+    assert [p["segment"] for p in predictions] == ["wholesale", "retail", "wholesale"]
+    assert [p["period"] for p in predictions] == ["2011-11-28", "2011-11-28", "2011-11-28"]
     assert [p["known_product"] for p in predictions] == [True, True, False]
-    assert all(p["quantity"] > 0 for p in predictions)
+    assert all(p["quantity"] > 0 and p["predicted_sales"] > 0 for p in predictions)
 
 
-def test_predict_demand_falls_with_price(client) -> None:
+def test_predict_demand_falls_with_price_and_agrees_with_the_sweep(client) -> None:
     rows = [{**ROWS[0], "UnitPrice": price} for price in (1.5, 2.5, 3.5)]
     quantities = [p["quantity"] for p in client.post("/predict", json={"rows": rows}).json()["predictions"]]
-    assert quantities[0] > quantities[-1]
+    assert quantities[0] > quantities[1] > quantities[2]
 
 
 @pytest.mark.parametrize(
@@ -202,6 +224,7 @@ def test_predict_demand_falls_with_price(client) -> None:
         ({"rows": [{**ROWS[0], "UnitPrice": 0}]}, "UnitPrice"),
         ({"rows": [{**ROWS[0], "InvoiceDate": "yesterday"}]}, "InvoiceDate"),
         ({"rows": [{"UnitPrice": 2.0, "InvoiceDate": "2011-12-01"}]}, "StockCode"),
+        ({"rows": [{**ROWS[0], "segment": "vip"}]}, "segment"),
     ],
 )
 def test_bad_rows_get_an_error_naming_the_field(client, body, field) -> None:
@@ -212,7 +235,7 @@ def test_bad_rows_get_an_error_naming_the_field(client, body, field) -> None:
 
 def test_invocations_takes_rows_as_json_and_as_csv(client) -> None:
     as_json = client.post("/invocations", json={"rows": ROWS[:1]}).json()
-    csv = "StockCode,UnitPrice,InvoiceDate,CustomerID,Country\n85123A,2.55,2011-12-01 10:00:00,17850,United Kingdom\n"
+    csv = "StockCode,UnitPrice,InvoiceDate,CustomerID,Country\n85123A,2.95,2011-12-01 10:00:00,17850,United Kingdom\n"
     as_csv = client.post("/invocations", content=csv, headers={"content-type": "text/csv"})
     assert as_csv.status_code == 200, as_csv.text
     assert as_csv.json()["predictions"] == as_json["predictions"]

@@ -12,7 +12,6 @@ import bentoml
 import boto3
 import numpy as np
 import pandas as pd
-import pytest
 
 from pricing.config import FAMILIES
 from pricing.features import FEATURES
@@ -37,30 +36,39 @@ def test_every_family_is_in_the_store_with_metrics_and_provenance(smoke_run) -> 
         assert meta["rank"] == rank and model.info.labels["role"] == ("primary" if rank == 0 else f"fallback-{rank}")
         assert meta["data_hash"] == record["data"]["hash"] and len(meta["data_hash"]) == 64
         assert meta["features"] == list(FEATURES)
-        assert meta["training_rows"] == record["data"]["split"]["train"]
-        assert {"mse", "rmse", "mae", "r2", "rmsle", "mae_quantity"} <= set(meta["metrics"]["test"])
+        assert meta["training_cells"] == record["data"]["cells"] and meta["period"] == "W"
+        assert {"mse", "rmse", "mae", "r2", "rmsle", "mae_units"} <= set(meta["metrics"]["test"])
+        assert meta["metrics"]["test"]["r2"] > 0
         assert 0 <= meta["metrics"]["pricing"]["median_rel_error"] < 1
+        assert meta["metrics"]["heldout"]["lists"] > 0
+        assert meta["ranking"]["criterion"] == "pricing_error" and meta["ranking"]["order"][rank] == meta["family"]
         assert meta["hyperparameters"]["random_state"] == 42
         assert meta["library_versions"]["bentoml"] == bentoml.__version__
 
 
-def test_serving_order_is_the_validation_ranking(smoke_run) -> None:
+def test_serving_order_is_the_pricing_ranking(smoke_run) -> None:
     record = smoke_run.record
-    val = [m["val"]["mse"] for m in record["models"]]
-    assert val == sorted(val)
+    scores = [m["ranking_score"] for m in record["models"]]
+    assert scores == sorted(scores)
+    for model, score in zip(record["models"], scores, strict=True):
+        assert score[0] == round(model["pricing"]["median_rel_error"], 4)
     assert [str(m.tag) for m in serving_order(record["run_id"])] == record["serving_order"]
+    baseline = record["baseline"]
+    assert baseline["heldout"]["lists"] > 0 and baseline["pricing"]["lists"] > 0
 
 
 def test_every_stored_model_loads_back_and_sweeps(smoke_run) -> None:
-    test_rows = pd.read_parquet(smoke_run.data_dir / "features" / "test.parquet")
+    test_rows = pd.read_parquet(smoke_run.data_dir / "features" / "train.parquet")
     X = test_rows[list(FEATURES)].to_numpy(np.float32)
     for model in serving_order(smoke_run.record["run_id"]):
         stored = load_model(str(model.tag))
+        predicted = stored.estimator.predict(X)
+        assert np.isfinite(predicted).all()
         entry = next(m for m in smoke_run.record["models"] if m["tag"] == str(model.tag))
-        mse = float(np.mean((stored.estimator.predict(X) - test_rows["log_quantity"].to_numpy()) ** 2))
-        assert mse == pytest.approx(entry["test"]["mse"], rel=1e-4), "reloaded model differs from the trained one"
-        result = stored.sweeper().sweep(SweepRequest("85123A", bins=10, context=50))
+        assert entry["family"] == stored.family
+        result = stored.sweeper().sweep(SweepRequest("85123A", bins=10, context=20))
         assert result.prices[0] <= result.optimal_price <= result.prices[-1]
+        assert result.interval[0] <= result.optimal_price <= result.interval[1]
 
 
 def test_bentoml_cli_lists_the_models(smoke_run) -> None:
@@ -76,25 +84,26 @@ def test_bentoml_cli_lists_the_models(smoke_run) -> None:
 
 
 def test_reports_and_feature_store_are_written(smoke_run) -> None:
-    for name in ("metrics.json", "metrics.md", "predicted_vs_actual.png", "price_curves.png", "tuning_history.png"):
+    reports = ("metrics.json", "metrics.md", "pricing.csv", "edges.csv")
+    for name in (*reports, "predicted_vs_actual.png", "price_curves.png", "tuning_history.png"):
         assert (smoke_run.reports_dir / name).stat().st_size > 0, name
     assert (smoke_run.reports_dir / "price_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     markdown = (smoke_run.reports_dir / "metrics.md").read_text()
-    for family in FAMILIES:
+    for family in (*FAMILIES, "baseline"):
         assert f"| {family} |" in markdown
     for part in ("train", "val", "test"):
         frame = pd.read_parquet(smoke_run.data_dir / "features" / f"{part}.parquet")
-        assert [*FEATURES, "log_quantity"] == list(frame.columns[3:])
+        assert [*FEATURES, "level_target"] == list(frame.columns[5:])
     truth = pd.read_csv(smoke_run.data_dir / "synthetic" / "ground_truth.csv", dtype={"StockCode": str})
-    assert {"StockCode", "optimal_price"} <= set(truth.columns)
+    assert {"StockCode", "optimal_price", "demand_form", "price_moves"} <= set(truth.columns)
 
 
 def test_console_output_reports_cleaning_progress_and_the_metrics_table(smoke_run) -> None:
     out = smoke_run.output
     assert "cancellation" in out and "duplicate" in out
     assert "trial  1/" in out and "call   1/" in out
-    assert "price err median" in out
-    assert "serving order:" in out
+    assert "price err median" in out and "held-out" in out and "price responses:" in out
+    assert "serving order (pricing_error):" in out
 
 
 def test_artifacts_are_uploaded_to_s3(smoke_run) -> None:

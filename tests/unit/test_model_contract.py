@@ -11,18 +11,10 @@ from sklearn.exceptions import NotFittedError
 
 from pricing.config import FAMILIES
 from pricing.models import model_class
-from pricing.models.base import grid_matrix
 
 # Small settings so the whole contract runs in seconds per family.
 FAST = {
-    "torch": {
-        "hidden_layers": [16],
-        "max_epochs": 40,
-        "batch_size": 32,
-        "learning_rate": 1e-2,
-        "n_calendar_features": 1,
-        "n_price_features": 1,
-    },
+    "torch": {"hidden_layers": [16], "max_epochs": 40, "batch_size": 32, "learning_rate": 1e-2},
     "xgboost": {"n_estimators": 40},
     "lightgbm": {"n_estimators": 40, "min_child_samples": 5},
     "svr": {"max_train_rows": 300},
@@ -34,7 +26,6 @@ FAST = {
 def data() -> tuple[np.ndarray, ...]:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(600, 5)).astype(np.float32)
-    # Laid out like the real matrix: a calendar column first, the price column last.
     y = 1.5 + 0.3 * X[:, 0] + X[:, 1] - 0.5 * X[:, 2] - 0.8 * X[:, 4] + rng.normal(0, 0.1, 600)
     return X[:450], y[:450], X[450:], y[450:]
 
@@ -108,24 +99,6 @@ def test_rejects_a_matrix_of_the_wrong_width(family: str, data) -> None:
         model.predict(X_val[:, :4])
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_grid_prediction_equals_prediction_on_the_tiled_matrix(family: str, data, tmp_path: Path) -> None:
-    X, y, X_val, y_val = data
-    model = make(family).fit(X, y, X_val, y_val)
-    context, prices = X_val[:30, :4], np.sort(X_val[:40, 4:])
-    if hasattr(model, "_split_thresholds"):
-        # Prices exactly on the price column's split thresholds are where < and <= differ.
-        on_splits = model._split_thresholds()[4][:, None].astype(np.float32)
-        prices = np.vstack([prices, on_splits, np.nextafter(on_splits, np.float32(np.inf))])
-    tiled = model.predict(grid_matrix(context, prices)).reshape(len(prices), len(context))
-    np.testing.assert_allclose(model.predict_grid(context, prices), tiled, rtol=1e-5, atol=1e-5)
-    model.save(tmp_path / "m")
-    loaded = model_class(family).load(tmp_path / "m")
-    np.testing.assert_allclose(loaded.predict_grid(context, prices), tiled, rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match="columns"):
-        model.predict_grid(context[:, :3], prices)
-
-
 def test_load_refuses_another_familys_directory(data, tmp_path: Path) -> None:
     X, y, _, _ = data
     make("elasticnet").fit(X, y).save(tmp_path / "m")
@@ -144,15 +117,12 @@ def test_unknown_family_is_named() -> None:
         model_class("catboost")
 
 
-def test_torch_demand_falls_with_price_by_construction(data) -> None:
+def test_torch_keeps_an_unseen_value_of_a_column_constant_in_training_finite(data) -> None:
+    # Standardising by a zero training spread once divided an unseen value by 1e-6 (val MSE in the millions).
     X, y, X_val, y_val = data
-    model = make("torch").fit(X, y, X_val, y_val)
-    low, high = X_val.copy(), X_val.copy()
-    low[:, -1], high[:, -1] = 0.8, 1.2
-    assert (model.predict(high) <= model.predict(low)).all()
-
-
-def test_torch_rejects_a_layout_without_context_columns(data) -> None:
-    X, y, _, _ = data
-    with pytest.raises(ValueError, match="no context"):
-        model_class("torch")(n_calendar_features=3, n_price_features=2).fit(X, y)
+    X, X_val = X.copy(), X_val.copy()
+    X[:, 3], X_val[:, 3] = 1.0, 0.0
+    model = make("torch").fit(X, y)
+    pred = model.predict(X_val)
+    assert np.isfinite(pred).all()
+    assert np.abs(pred - y_val).max() < 10 * np.abs(y_val).max()

@@ -18,7 +18,7 @@ from pricing.sweep import SweepRequest
 @pytest.fixture(scope="module")
 def fitted(tiny):
     X = tiny.pipeline.transform(tiny.split.train)
-    y = np.log(tiny.split.train["Quantity"].to_numpy())
+    y = tiny.pipeline.level_target(tiny.split.train)
     return {
         "elasticnet": model_class("elasticnet")(alpha=0.01).fit(X, y),
         "svr": model_class("svr")(max_train_rows=200).fit(X, y),
@@ -38,7 +38,7 @@ def test_saved_model_is_self_contained_and_predicts_the_same(fitted, tiny) -> No
     X = tiny.pipeline.transform(tiny.split.test)
     np.testing.assert_allclose(stored.estimator.predict(X), fitted["elasticnet"].predict(X))
     np.testing.assert_array_equal(stored.pipeline.transform(tiny.split.test), X)
-    code = tiny.context.catalogue.index[0]
+    code = tiny.context.catalogue.index[0][0]
     in_memory = type(stored.sweeper())(tiny.pipeline, tiny.context, fitted["elasticnet"].predict)
     np.testing.assert_allclose(
         stored.sweeper().sweep(SweepRequest(code, bins=5)).quantity,

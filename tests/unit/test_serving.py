@@ -24,7 +24,7 @@ from tests.support import metric
 def run(tiny) -> list[bentoml.Model]:
     """A two-model run (ElasticNet primary, LightGBM fallback) in the session's model store."""
     X = tiny.pipeline.transform(tiny.split.train)
-    y = np.log(tiny.split.train["Quantity"].to_numpy())
+    y = tiny.pipeline.level_target(tiny.split.train)
     run_id = f"serving-{uuid.uuid4().hex[:8]}"
     meta = {"run_id": run_id, "features": list(FEATURES), "trained_at": "2026-11-21T00:00:00+00:00"}
     for rank, model in enumerate([model_class("elasticnet")(), model_class("lightgbm")(n_estimators=30)]):
@@ -39,7 +39,7 @@ def engine(run) -> PricingEngine:
 
 @pytest.fixture
 def code(tiny) -> str:
-    return tiny.context.catalogue.sort_values("rows").index[-1]
+    return str(tiny.context.catalogue.xs("wholesale", level="segment")["units_per_period"].idxmax())
 
 
 def test_primary_answers_when_healthy(engine, code) -> None:
@@ -55,7 +55,8 @@ def test_supplied_primary_sweep_is_used_and_packed_plans_round_trip(engine, code
     async def batched(plan: SweepPlan) -> np.ndarray:
         # What the service does: pack the plan, batch it with another request's, split the answer back.
         calls.append(plan.stockcode)
-        other = engine.pack(engine.plan(SweepRequest(tiny.context.codes[0], bins=3, context=7)))
+        code, segment = tiny.context.lists[0]
+        other = engine.pack(engine.plan(SweepRequest(code, segment=segment, bins=3, context=7)))
         packed = engine.pack(plan)
         return Sweeper.unpack_stats(plan, engine.predict_packed(np.vstack([packed, other]))[: len(packed)])
 
@@ -97,7 +98,7 @@ def test_a_failing_primary_falls_back_and_says_so(engine, code, fault, reason) -
 
 def test_every_model_failing_is_unavailable_not_an_empty_answer(engine, code, monkeypatch) -> None:
     for model in engine.models:
-        monkeypatch.setattr(model.stored.estimator, "predict_grid", lambda c, p: np.full((len(p), len(c)), np.inf))
+        monkeypatch.setattr(model.stored.estimator, "predict", lambda X: np.full(len(X), np.inf))
     with pytest.raises(ModelsUnavailableError) as info:
         asyncio.run(engine.sweep(SweepRequest(code, bins=10)))
     assert [tag for tag, _ in info.value.failures] == engine.tags
@@ -105,7 +106,7 @@ def test_every_model_failing_is_unavailable_not_an_empty_answer(engine, code, mo
 
 def test_bad_requests_are_rejected_before_any_model_runs(engine, code, monkeypatch) -> None:
     for model in engine.models:
-        monkeypatch.setattr(model.stored.estimator, "predict_grid", lambda c, p: pytest.fail("a model ran"))
+        monkeypatch.setattr(model.stored.estimator, "predict", lambda X: pytest.fail("a model ran"))
     with pytest.raises(SweepInputError, match="bins"):
         asyncio.run(engine.sweep(SweepRequest(code, bins=1)))
     with pytest.raises(UnknownProductError):

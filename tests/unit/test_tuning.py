@@ -11,7 +11,8 @@ import pytest
 
 from pricing.config import BUDGETS
 from pricing.features import FEATURES
-from pricing.tuning import TuningData, final_params, open_storage, tune
+from pricing.models import model_class
+from pricing.tuning import TuningData, final_params, open_storage, refit_params, tune
 
 BUDGET = replace(BUDGETS["smoke"], gbm_trials=3, gbm_max_trees=30, skopt_calls=4, svr_rows=150, cv_folds=2)
 
@@ -19,9 +20,8 @@ BUDGET = replace(BUDGETS["smoke"], gbm_trials=3, gbm_max_trees=30, skopt_calls=4
 @pytest.fixture(scope="module")
 def data() -> TuningData:
     rng = np.random.default_rng(1)
-    X = rng.normal(size=(700, len(FEATURES))).astype(np.float32)  # the real matrix's width and layout
-    X[:, -1] = rng.uniform(0.6, 1.3, 700)  # the price ratio
-    y = X[:, 8] - X[:, 9] ** 2 - X[:, -1] + rng.normal(0, 0.2, 700)
+    X = rng.normal(size=(700, len(FEATURES))).astype(np.float32)  # the real matrix's width
+    y = X[:, 8] - X[:, 9] ** 2 - 0.5 * X[:, -1] + rng.normal(0, 0.2, 700)
     return TuningData(X[:500], y[:500], X[500:], y[500:])
 
 
@@ -63,3 +63,33 @@ def test_two_runs_share_one_study_through_storage(data, tmp_path: Path, scheme: 
 def test_unknown_family_has_no_search_space(data) -> None:
     with pytest.raises(ValueError, match="no search space"):
         tune("catboost", data, BUDGET, seed=0)
+
+
+def test_a_diverged_trial_can_never_be_the_best(data, monkeypatch) -> None:
+    import pricing.tuning
+
+    scores = iter([float("nan"), float("inf"), 0.5, 0.7])
+    monkeypatch.setattr(pricing.tuning, "_mse", lambda model, X, y: next(scores))
+    result = tune("lightgbm", data, replace(BUDGET, gbm_trials=4), seed=0)
+    assert result.best_score == 0.5
+    assert [score for _, score in result.history] == [0.5, 0.7]  # the failed trials are not history
+
+
+def test_a_diverged_skopt_point_scores_as_a_failure_not_a_number_it_cannot_use(data, monkeypatch) -> None:
+    import pricing.tuning
+
+    calls = iter([float("nan")] + [1.0] * 100)
+    monkeypatch.setattr(pricing.tuning, "_mse", lambda model, X, y: next(calls))
+    result = tune("elasticnet", data, BUDGET, seed=0)
+    assert np.isfinite(result.best_score) and result.best_score == pytest.approx(1.0)
+
+
+def test_refit_keeps_the_hyperparameters_and_trains_as_long_as_early_stopping_chose(data) -> None:
+    model = model_class("lightgbm")(n_estimators=200, learning_rate=0.2).fit(
+        data.X_train, data.y_train, data.X_val, data.y_val
+    )
+    params = refit_params("lightgbm", model)
+    assert params["n_estimators"] == model.n_trees_ < 200 and params["learning_rate"] == 0.2
+    net = model_class("torch")(max_epochs=6, patience=2).fit(data.X_train, data.y_train, data.X_val, data.y_val)
+    refit = refit_params("torch", net)
+    assert refit["max_epochs"] == net.best_epoch_ and refit["patience"] > refit["max_epochs"]

@@ -1,0 +1,97 @@
+"""Each list's price response: two parts, partial pooling, identifiability, the pooled curve shape."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pricing.response import PriceResponse, log_response
+
+WEEKS = pd.date_range("2010-12-06", periods=52, freq="W-MON")
+
+
+def simulate(slopes: dict[str, float], moves: dict[str, np.ndarray], seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
+    """Wholesale demand cells of lists with known slopes: orders ~ Poisson(20 D), sizes ~ lognormal(log 6 + ...),
+    with log D = slope x (price / 2 - 1) split evenly between the two parts; ``moves`` gives each list's posted
+    price over the weeks."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for code, slope in slopes.items():
+        price = moves[code]
+        x = price / 2.0 - 1.0
+        orders = rng.poisson(20.0 * np.exp(0.5 * slope * x))
+        for t, (period, n) in enumerate(zip(WEEKS, orders, strict=True)):
+            sizes = np.maximum(1, np.rint(np.exp(np.log(6.0) + 0.5 * slope * x[t] + rng.normal(0, 0.5, n))))
+            logs = np.log(sizes)
+            rows.append((code, "wholesale", period, price[t], sizes.sum(), n, n, logs.sum(), (logs**2).sum(), 6))
+    columns = ["StockCode", "segment", "period", "posted_price", "units", "orders", "lines", "log_quantity_sum",
+               "log_quantity_sq_sum", "trading_days"]  # fmt: skip
+    cells = pd.DataFrame(rows, columns=columns)
+    usual = pd.Series(2.0, index=pd.MultiIndex.from_tuples([(c, "wholesale") for c in slopes]))
+    return cells.astype({"units": np.int64, "orders": np.int64, "lines": np.int64}), usual
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[PriceResponse, dict[str, float]]:
+    rng = np.random.default_rng(1)
+    slopes, moves = {}, {}
+    for i in range(60):  # lists with frequent promotions, slopes spread around -1
+        code = f"P{i:02d}"
+        slopes[code] = float(rng.normal(-1.0, 0.3))
+        moves[code] = np.where(rng.random(len(WEEKS)) < 0.4, rng.choice([1.5, 1.6, 1.7], len(WEEKS)), 2.0)
+    slopes["FIXED"], moves["FIXED"] = -2.5, np.full(len(WEEKS), 2.0)
+    slopes["ONCE"], moves["ONCE"] = -2.5, np.where(np.arange(len(WEEKS)) < 26, 2.0, 2.04)
+    cells, usual = simulate(slopes, moves)
+    return PriceResponse().fit(cells, usual), slopes
+
+
+def test_lists_with_rich_price_variation_keep_their_own_slope(fitted) -> None:
+    response, truth = fitted
+    lists = response.lists_.xs("wholesale", level=1)
+    promoted = [c for c in truth if c.startswith("P")]
+    estimated, true = lists.loc[promoted, "slope"], pd.Series(truth)[promoted]
+    assert np.corrcoef(estimated, true)[0, 1] > 0.6
+    assert (estimated - true).abs().median() < 0.2
+    assert lists.loc[promoted, "identifiable"].mean() > 0.5
+
+
+def test_a_list_whose_price_never_moved_gets_the_pooled_slope_and_is_flagged(fitted) -> None:
+    response, truth = fitted
+    entry = response.lists_.loc[("FIXED", "wholesale")]
+    prior_mean, prior_var = response.prior_["wholesale"]
+    assert entry["slope"] == pytest.approx(prior_mean, rel=1e-6)
+    assert entry["own_weight"] == pytest.approx(0.0, abs=1e-6) and not entry["identifiable"]
+    assert entry["slope_sd"] == pytest.approx(np.sqrt(prior_var), rel=1e-6)
+    assert prior_mean == pytest.approx(np.mean([v for c, v in truth.items() if c.startswith("P")]), abs=0.2)
+
+
+def test_a_list_whose_price_barely_moved_is_shrunk_most_of_the_way_to_the_pool(fitted) -> None:
+    response, truth = fitted
+    entry = response.lists_.loc[("ONCE", "wholesale")]
+    prior_mean, _ = response.prior_["wholesale"]
+    assert entry["own_weight"] < 0.5 and not entry["identifiable"]
+    assert abs(entry["slope"] - prior_mean) < abs(truth["ONCE"] - prior_mean)
+
+
+def test_unknown_lists_get_the_prior_of_their_segment(fitted) -> None:
+    response, _ = fitted
+    slope, sd = response.slopes(np.array(["NEW"]), np.array(["wholesale"]))
+    assert slope[0] == pytest.approx(response.prior_["wholesale"][0])
+    assert sd[0] == pytest.approx(np.sqrt(response.prior_["wholesale"][1]))
+    assert response.shape(np.array(["retail"]))[0] == pytest.approx(np.mean(list(response.shape_.values())))
+
+
+def test_log_response_is_zero_at_the_usual_price_and_falls_with_it() -> None:
+    ratios = np.array([0.5, 0.8, 1.0, 1.2, 1.5])
+    for shape in (0.0, 0.5, 1.0):
+        values = log_response(ratios, -1.2, shape)
+        assert values[2] == 0.0 and (np.diff(values) < 0).all()
+    np.testing.assert_allclose(log_response(ratios, -1.2, 0.0), -1.2 * (ratios - 1.0))
+    np.testing.assert_allclose(log_response(ratios, -1.2, 1.0), np.log(1.0 - 1.2 * (ratios - 1.0)))
+    assert np.isfinite(log_response(np.array([5.0]), -1.2, 1.0)).all(), "past the choke price demand is tiny"
+
+
+def test_unfitted_response_says_so() -> None:
+    with pytest.raises(RuntimeError, match="not fitted"):
+        PriceResponse().slopes(np.array(["A"]), np.array(["wholesale"]))
