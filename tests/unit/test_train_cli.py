@@ -16,6 +16,7 @@ def test_defaults_train_every_family_on_synthetic_data_with_the_standard_budget(
     assert config.families == FAMILIES
     assert config.data_path is None
     assert config.n_synthetic_lines == 540_000
+    assert config.period == "W"
 
 
 def test_options_are_carried_over(tmp_path: Path) -> None:
@@ -23,12 +24,12 @@ def test_options_are_carried_over(tmp_path: Path) -> None:
     data.write_text("x")
     config = parse_args(
         ["--data", str(data), "--budget", "smoke", "--families", "xgboost, svr", "--seed", "3",
-         "--optuna-storage", "sqlite:///o.db", "--s3-bucket", "b", "--synthetic-lines", "1000"]
+         "--optuna-storage", "sqlite:///o.db", "--s3-bucket", "b", "--synthetic-lines", "1000", "--period", "D"]
     )  # fmt: skip
     assert config.data_path == data and config.budget.name == "smoke" and config.seed == 3
     assert config.families == ("xgboost", "svr")
     assert config.optuna_storage == "sqlite:///o.db" and config.s3_bucket == "b"
-    assert config.n_synthetic_lines == 1000
+    assert config.n_synthetic_lines == 1000 and config.period == "D"
 
 
 @pytest.mark.parametrize(
@@ -37,6 +38,7 @@ def test_options_are_carried_over(tmp_path: Path) -> None:
         (["--families", "torch,catboost"], "--families: unknown catboost"),
         (["--data", "no/such/file.csv"], "--data: no/such/file.csv does not exist"),
         (["--budget", "huge"], "invalid choice: 'huge'"),
+        (["--period", "M"], "invalid choice: 'M'"),
     ],
 )
 def test_mistakes_are_named(argv: list[str], message: str, capsys) -> None:
@@ -44,3 +46,17 @@ def test_mistakes_are_named(argv: list[str], message: str, capsys) -> None:
         parse_args(argv)
     assert info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_run_whose_every_family_the_gate_refused_fails_with_one_line(monkeypatch, caplog) -> None:
+    import pricing.training
+    import train
+
+    def refuse(config) -> None:
+        raise pricing.training.NoModelPassedError("every family was refused by the gate: torch: test metrics: R² -1")
+
+    monkeypatch.setattr(pricing.training, "run_training", refuse)
+    assert train.main(["--budget", "smoke"]) == 3
+    (record,) = [r for r in caplog.records if r.name == "train"]
+    assert record.levelname == "ERROR" and "refused by the gate: torch" in record.getMessage()
+    assert record.exc_info is None, "an expected failure is one line, not a traceback"
