@@ -80,10 +80,11 @@ class ContextStore:
     def __init__(self, rows: pd.DataFrame, catalogue: pd.DataFrame) -> None:
         self.rows = rows
         self.catalogue = catalogue  # index (StockCode, segment)
-        keys = list(zip(rows["StockCode"].to_numpy(), rows["segment"].to_numpy(), strict=True))
-        starts = [0] + [i for i in range(1, len(keys)) if keys[i] != keys[i - 1]]
-        ends = [*starts[1:], len(keys)]
-        self._spans = {keys[s]: (s, e) for s, e in zip(starts, ends, strict=True)}
+        codes, segments = rows["StockCode"].to_numpy(), rows["segment"].to_numpy()
+        changed = (codes[1:] != codes[:-1]) | (segments[1:] != segments[:-1])
+        starts = np.flatnonzero(np.r_[True, changed]) if len(rows) else np.empty(0, dtype=np.int64)
+        ends = np.r_[starts[1:], len(rows)]
+        self._spans = {(codes[s], segments[s]): (int(s), int(e)) for s, e in zip(starts, ends, strict=True)}
         self.lists = list(self._spans)  # a list's position here is its number in packed plans
         self._positions = {key: i for i, key in enumerate(self.lists)}
         products = catalogue.reset_index()
