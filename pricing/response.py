@@ -11,10 +11,11 @@ period's units:
   b_s x``.
 
 The list's slope is ``b = b_o + b_s``. Both parts' slopes go through **empirical-Bayes partial pooling**
-jointly: a normal prior per segment (mean and covariance estimated by EM from the lists with at least
-``MIN_PRIOR_ORDERS`` orders per period) combined with each list's own information. A list whose price moved
-a lot keeps its own slope; one whose price barely moved is shrunk to the pooled one; one whose price never
-moved gets the pooled slope.
+jointly: a normal prior per segment whose mean depends on the list's price tier (so a list is shrunk towards
+lists of its tier), estimated with its covariance by EM from the lists with at least
+``MIN_PRIOR_ORDERS`` orders per period, combined with each list's own information. A list whose price moved
+a lot keeps its own slope; one whose price barely moved is shrunk to what similar lists show; one whose price
+never moved gets exactly that pooled slope.
 
 The shape of the curve is pooled, not per list: ``log D(x) = log(1 + k b x) / k`` (``k = 0``: log-linear in
 price; ``k = 1``: linear demand). One year of one-sided price moves (promotions) cannot separate a list's
@@ -233,44 +234,57 @@ def fit_size(
 
 @dataclass(frozen=True)
 class Pooled:
-    """Posterior mean (lists, terms) and covariance (lists, terms, terms), and the prior per segment."""
+    """Posterior mean (lists, terms) and covariance (lists, terms, terms); each list's prior mean (lists, terms),
+    which depends on its covariates; and per segment the prior mean at average covariates and the covariance."""
 
     mean: np.ndarray
     cov: np.ndarray
+    list_prior_mean: np.ndarray
     prior_mean: dict[str, np.ndarray]
     prior_cov: dict[str, np.ndarray]
 
 
-def pool(part: PartFit, segment: np.ndarray, estimates_prior: np.ndarray, iterations: int = 200) -> Pooled:
-    """Empirical-Bayes posterior of each list's price coefficients under a normal prior per segment.
+def pool(
+    part: PartFit, segment: np.ndarray, estimates_prior: np.ndarray, covariates: np.ndarray, iterations: int = 200
+) -> Pooled:
+    """Empirical-Bayes posterior of each list's price coefficients under a normal prior per segment whose mean
+    depends on the list's covariates: a list is shrunk towards similar lists, not towards all of them.
 
-    The prior's mean and covariance are estimated by EM over the lists in ``estimates_prior`` (posterior means
-    and covariances in the E step, their moments in the M step); every list then gets its posterior.
-    Information matrices may be singular (a list whose price never moved has none): only precisions are used.
+    The prior (a linear map from covariates to a mean, and a covariance) is estimated by EM over the lists in
+    ``estimates_prior``: posterior means and covariances in the E step; in the M step a least-squares fit of the
+    posterior means on the covariates and the covariance of what it leaves. Information matrices may be
+    singular (a list whose price never moved has none): only precisions are used.
     """
     score = np.einsum("gab,gb->ga", part.info, part.coef)
+    n_terms = part.coef.shape[1]
+    design = np.column_stack([np.ones(len(segment)), covariates])
     mean, cov = np.zeros_like(part.coef), np.zeros_like(part.info)
+    list_prior = np.zeros_like(part.coef)
     prior_mean, prior_cov = {}, {}
     for name in np.unique(segment):
         rows = segment == name
         fit_rows = rows & estimates_prior
-        if fit_rows.sum() < 10:  # too few lists to estimate a prior: borrow every segment's lists
+        if fit_rows.sum() < 10 * design.shape[1]:  # too few lists to estimate a prior: borrow every segment's
             fit_rows = estimates_prior
-        mu, sigma = np.zeros(part.coef.shape[1]), np.eye(part.coef.shape[1])
+        W = design[fit_rows]
+        coef, sigma = np.zeros((W.shape[1], n_terms)), np.eye(n_terms)
         for _ in range(iterations):
-            post_mean, post_cov = _posterior(part.info[fit_rows], score[fit_rows], mu, sigma)
-            mu = post_mean.mean(axis=0)
-            centred = post_mean - mu
-            sigma = (centred.T @ centred + post_cov.sum(axis=0)) / len(post_mean) + 1e-8 * np.eye(len(mu))
-        mean[rows], cov[rows] = _posterior(part.info[rows], score[rows], mu, sigma)
-        prior_mean[str(name)], prior_cov[str(name)] = mu, sigma
-    return Pooled(mean, cov, prior_mean, prior_cov)
+            post_mean, post_cov = _posterior(part.info[fit_rows], score[fit_rows], W @ coef, sigma)
+            coef = np.linalg.lstsq(W, post_mean, rcond=None)[0]
+            centred = post_mean - W @ coef
+            sigma = (centred.T @ centred + post_cov.sum(axis=0)) / len(post_mean) + 1e-8 * np.eye(n_terms)
+        list_prior[rows] = design[rows] @ coef
+        mean[rows], cov[rows] = _posterior(part.info[rows], score[rows], list_prior[rows], sigma)
+        prior_mean[str(name)], prior_cov[str(name)] = W.mean(axis=0) @ coef, sigma
+    return Pooled(mean, cov, list_prior, prior_mean, prior_cov)
 
 
 def _posterior(info: np.ndarray, score: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Posterior means and covariances of lists with information ``info``, ``score`` = info x estimate, and
+    prior means ``mu`` (one row per list) and covariance ``sigma``."""
     precision = np.linalg.inv(sigma)
     cov = np.linalg.inv(info + precision[None])
-    return np.einsum("gab,gb->ga", cov, score + precision @ mu), cov
+    return np.einsum("gab,gb->ga", cov, score + mu @ precision), cov
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -288,9 +302,10 @@ class PriceResponse:
             curved.group, minlength=len(curved.lists)
         )
         well_measured = orders_per_period >= MIN_PRIOR_ORDERS
-        shape_prior = _pooled_total(curved, cells, segment, well_measured, n_terms=2)
+        covariates = _similarity(usual_price.reindex(curved.lists).to_numpy(), segment)
+        shape_prior = _pooled_total(curved, cells, segment, well_measured, covariates, n_terms=2)
         linear = build_design(cells, usual_price, quadratic=False)
-        slopes = _pooled_total(linear, cells, segment, well_measured, n_terms=1)
+        slopes = _pooled_total(linear, cells, segment, well_measured, covariates, n_terms=1)
 
         self.shape_ = {}
         for name in np.unique(segment):
@@ -301,7 +316,7 @@ class PriceResponse:
         self.prior_ = {name: (float(m[0]), float(c[0, 0])) for name, (m, c) in slopes.prior.items()}
 
         slope, variance = slopes.mean[:, 0], slopes.cov[:, 0, 0]
-        prior_mean = np.array([self.prior_[s][0] for s in segment])
+        prior_mean = slopes.list_prior_mean[:, 0]  # what similar lists say: the pooled slope for this list
         prior_var = np.array([self.prior_[s][1] for s in segment])
         own_weight = np.clip(1.0 - variance / prior_var, 0.0, 1.0)
         identifiable = (slope < 0) & (-slope * np.sqrt(slopes.own_information) >= MIN_T)
@@ -312,6 +327,7 @@ class PriceResponse:
                 "usual_price": usual_price.reindex(linear.lists).to_numpy(),
                 "slope": served,
                 "slope_sd": np.sqrt(np.where(slope < 0, variance, prior_var)),
+                "pooled_slope": prior_mean,
                 "own_weight": own_weight,
                 "identifiable": identifiable,
                 "season": slopes.orders_nuisance[:, 1],  # the list's own seasonal amplitude (orders, log scale)
@@ -361,14 +377,33 @@ def log_response(ratio: np.ndarray, slope: np.ndarray, shape: np.ndarray) -> np.
 @dataclass(frozen=True)
 class _Total:
     mean: np.ndarray  # (lists, n_terms): posterior of the list's total coefficients
+    list_prior_mean: np.ndarray  # (lists, n_terms): the list's prior mean, from similar lists
     cov: np.ndarray
     prior: dict[str, tuple[np.ndarray, np.ndarray]]
     orders_nuisance: np.ndarray  # (lists, 3): the orders part's level, season and trend
     own_information: np.ndarray  # (lists,): the list's own information on its total slope (no prior)
 
 
+def _similarity(usual_price: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """What makes lists similar for the prior: their price tier (log usual price), standardised within each
+    segment. Not their volume: a list's mean sales rise with its own promotions, the more so the steeper its
+    response, so volume would carry the outcome into the prior."""
+    raw = np.log(usual_price)[:, None]
+    out = np.zeros_like(raw)
+    for name in np.unique(segment):
+        rows = segment == name
+        spread = raw[rows].std(axis=0)
+        out[rows] = (raw[rows] - raw[rows].mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+    return out
+
+
 def _pooled_total(
-    design: Design, cells: pd.DataFrame, segment: np.ndarray, well_measured: np.ndarray, n_terms: int
+    design: Design,
+    cells: pd.DataFrame,
+    segment: np.ndarray,
+    well_measured: np.ndarray,
+    covariates: np.ndarray,
+    n_terms: int,
 ) -> _Total:
     """Fit both parts, pool their price coefficients jointly and sum them: the list's total response."""
     orders = fit_orders(design, cells["orders"].to_numpy())
@@ -379,10 +414,11 @@ def _pooled_total(
     # so what its sizes show also says something about its orders.
     zeros = np.zeros_like(orders.info)
     joint = PartFit(np.hstack([orders.coef, size.coef]), np.block([[orders.info, zeros], [zeros, size.info]]))
-    pooled = pool(joint, segment, well_measured)
+    pooled = pool(joint, segment, well_measured, covariates)
     total = np.hstack([np.eye(n_terms), np.eye(n_terms)])  # log D = orders part + size part
     return _Total(
         mean=pooled.mean @ total.T,
+        list_prior_mean=pooled.list_prior_mean @ total.T,
         cov=total @ pooled.cov @ total.T,
         prior={s: (total @ pooled.prior_mean[s], total @ pooled.prior_cov[s] @ total.T) for s in pooled.prior_mean},
         orders_nuisance=orders.nuisance,

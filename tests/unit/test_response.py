@@ -95,3 +95,21 @@ def test_log_response_is_zero_at_the_usual_price_and_falls_with_it() -> None:
 def test_unfitted_response_says_so() -> None:
     with pytest.raises(RuntimeError, match="not fitted"):
         PriceResponse().slopes(np.array(["A"]), np.array(["wholesale"]))
+
+
+def test_a_list_whose_price_never_moved_is_shrunk_towards_lists_of_its_price_tier() -> None:
+    rng = np.random.default_rng(2)
+    slopes, moves, usual = {}, {}, {}
+    for i in range(80):  # dear products are more price-sensitive here
+        code, tier = f"P{i:02d}", float(rng.choice([1.0, 8.0]))
+        slopes[code] = -0.6 if tier == 1.0 else -1.6
+        moves[code] = tier * np.where(rng.random(len(WEEKS)) < 0.4, rng.choice([0.75, 0.8, 0.85], len(WEEKS)), 1.0)
+        usual[code] = tier
+    for code, tier in (("CHEAP", 1.0), ("DEAR", 8.0)):
+        slopes[code], moves[code], usual[code] = -1.0, np.full(len(WEEKS), tier), tier
+    cells, _ = simulate(slopes, {c: m / usual[c] * 2.0 for c, m in moves.items()})
+    cells["posted_price"] = cells["posted_price"] * cells["StockCode"].map(usual) / 2.0
+    usual_price = pd.Series(usual).set_axis(pd.MultiIndex.from_tuples([(c, "wholesale") for c in usual]))
+    lists = PriceResponse().fit(cells, usual_price).lists_.xs("wholesale", level=1)
+    assert lists.loc["DEAR", "slope"] < -1.2 < -0.9 < lists.loc["CHEAP", "slope"]
+    assert not lists.loc[["CHEAP", "DEAR"], "identifiable"].any()
