@@ -43,7 +43,7 @@ MIN_PRIOR_ORDERS = 3.0  # orders per period a list needs to help estimate the po
 SEASON_PEAK_DAY = 320  # mid-November: the phase of the seasonal term (a list's own amplitude is estimated)
 _NUISANCE_RIDGE = 1.0  # keeps the season and trend terms of a list with few periods finite
 _PRICE_RIDGE = 1e-3
-RATIO_RANGE = (0.25, 3.0)
+RATIO_RANGE = (0.25, 3.0)  # posted / usual price beyond these counts as these (see price_terms)
 _CHOKE = 1e-6  # 1 + k b x is floored here: past the choke price, demand is nearly nothing
 
 
@@ -124,7 +124,8 @@ def grouped_normal_equations(
 
 
 def _ridge(k: int, n_nuisance: int) -> np.ndarray:
-    """The penalty added to every group's normal equations: none on the intercept."""
+    """The penalty added to every group's normal equations: a negligible one on the intercept, a firm one on the
+    season and trend terms, a light one on the price terms."""
     penalty = np.full(k, _PRICE_RIDGE)
     penalty[0] = 1e-6
     penalty[1:n_nuisance] = _NUISANCE_RIDGE

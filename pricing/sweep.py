@@ -348,14 +348,15 @@ class Sweeper:
         self.store = store
         self.predict = predict
         self._context_block = lru_cache(maxsize=cache_size)(self._encode_context)
+        self.terms = lru_cache(maxsize=cache_size)(self._list_terms)  # catalogue lookups cost more than the maths
 
     def _encode_context(self, key: tuple[str, str], limit: int) -> np.ndarray:
         block = self.pipeline.encode_context(self.store.list_rows(key, limit))
         block.setflags(write=False)  # shared by every sweep of this list
         return block
 
-    def terms(self, key: tuple[str, str]) -> ListTerms:
-        """The list's prices, tier and response, from the catalogue and the pipeline."""
+    def _list_terms(self, key: tuple[str, str]) -> ListTerms:
+        """The list's prices, tier and response, from the catalogue and the pipeline (``terms``: cached)."""
         entry = self.store.entry(key)
         slope, slope_sd = self.pipeline.response_.slopes(np.array([key[0]]), np.array([key[1]]))
         tier = None
