@@ -145,8 +145,9 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
     # The families learn each cell's level (its units at the usual price); the price enters through D.
     split = split_by_time(demand.cells)
     log.info("time split:\n%s", split.describe())
-    evaluation, serving = _stage(split.train, demand), _stage(demand.cells, demand)
-    matrices = Matrices.of(split, evaluation.pipeline)
+    evaluation = FeaturePipeline(period=demand.period).fit(split.train)
+    serving = _stage(demand.cells, demand)
+    matrices = Matrices.of(split, evaluation)
     X_all, y_all = serving.pipeline.transform(demand.cells), serving.pipeline.level_target(demand.cells)
     write_feature_store(config.data_dir / "features", split, matrices)
     _log_responses(serving.pipeline)
@@ -155,7 +156,7 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
     # own forecasts are not scored: without pooling, a list whose price barely moved gets a slope in the
     # hundreds, and its forecasts at new prices overflow any sensible metric.
     events = heldout_events(pd.concat([split.val, split.test], ignore_index=True))
-    baseline_eval = ListBaseline().fit(split.train, evaluation.pipeline.lists_["usual_price"])
+    baseline_eval = ListBaseline().fit(split.train, evaluation.lists_["usual_price"])
     baseline = ListBaseline().fit(demand.cells, serving.pipeline.lists_["usual_price"])
     truth, judged = dataset.truth, best_selling_lists(serving.context.catalogue, moved=True)
     baseline_record: dict[str, Any] = {
@@ -356,7 +357,7 @@ def train_family(
     matrices: Matrices,
     X_all: np.ndarray,
     y_all: np.ndarray,
-    evaluation: Stage,
+    evaluation: FeaturePipeline,
     events: pd.DataFrame,
 ) -> FamilyRun:
     """Tune, fit on the training periods (validation for early stopping), evaluate, then refit on all periods."""
@@ -384,9 +385,8 @@ def train_family(
     log.info("%s: fit on %s training cells in %.0f s%s", family, rows, fit_seconds, _fit_summary(model))
     val_pred = _predicted_target(model, X["val"], log_d["val"])
     test_pred = _predicted_target(model, X["test"], log_d["test"])
-    pipeline = evaluation.pipeline
     heldout: HeldoutCheck = heldout_response_error(
-        events, lambda cells: _predicted_target(model, pipeline.transform(cells), pipeline.log_response(cells))
+        events, lambda cells: _predicted_target(model, evaluation.transform(cells), evaluation.log_response(cells))
     )
 
     start = time.perf_counter()
