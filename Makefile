@@ -11,7 +11,7 @@ BENTOS ?= bentos
 BACKEND ?= docker
 BENTO ?= pricing:latest
 
-.PHONY: help install test train train-smoke serve build containerize bench loadtest lint format clean
+.PHONY: help install test train train-smoke serve build containerize image-test bench loadtest lint format clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ build: $(STAMP) ## bentoml build, then export bentos/pricing-<version>.bento (BE
 
 containerize: $(STAMP) ## bentoml containerize pricing:latest (BACKEND=docker|podman|buildah, BENTO=tag, CONTAINERIZE_ARGS)
 	$(BIN)/bentoml containerize $(BENTO) --backend $(BACKEND) $(CONTAINERIZE_ARGS)
+
+image-test: $(STAMP) ## build the image with podman/buildah and run it as SageMaker and Lambda here; reports/image/
+	$(BIN)/python tests/image/run.py $(IMAGE_TEST_ARGS)
 
 bench: $(STAMP) ## sweep benchmark (naive vs project vs floor) and cold start; results in reports/bench/
 	@$(BIN)/python -m pricing.registry >/dev/null || $(BIN)/python train.py --budget smoke
