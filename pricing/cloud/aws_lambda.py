@@ -43,8 +43,8 @@ class LambdaApp:
 
     def __init__(self, app: ASGI) -> None:
         # Mangum's own lifespan handling would start and stop the app around every event, and BentoML creates the
-        # service (loading its models) at start-up. Started once here, the service lives until close(); its
-        # lifespan task waits on the event loop that Mangum runs for each event.
+        # service (loading its models) at start-up. Started once here, the service lives as long as the process;
+        # its lifespan task waits on the event loop that Mangum runs for each event.
         self._adapter = Mangum(app, lifespan="off")  # first: it sets up the event loop the lifespan runs on
         self._lifespan = LifespanCycle(app, "on")
         self._lifespan.__enter__()
@@ -52,10 +52,6 @@ class LambdaApp:
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         """One API Gateway or function URL event in, its HTTP answer out."""
         return self._adapter(event, context)
-
-    def close(self) -> None:
-        """Stop the service: its shutdown hooks run (the Lambda runtime never calls this; tests do)."""
-        self._lifespan.__exit__(None, None, None)
 
 
 def create_handler(target: str) -> LambdaApp:
