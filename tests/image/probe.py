@@ -1,8 +1,8 @@
 """Run inside the image (``python probe.py '<json list of PEM certificates>'``): print facts about it as JSON.
 
 The image test mounts this file into a container of the image and judges the facts: who runs, which build
-tools, CUDA packages, unwanted files, secrets and build-machine certificates it holds, which models it carries.
-Only the standard library, PyYAML (a BentoML dependency) and the image's own torch are used.
+tools, CUDA packages, unwanted files, secrets and build-machine certificates it holds, which models it carries,
+and what takes the space. Only the standard library, PyYAML (a BentoML dependency) and the image's own torch are used.
 """
 
 from __future__ import annotations
@@ -84,6 +84,20 @@ def models() -> list[str]:
     return [t if (BENTO / "models" / t.replace(":", "/")).is_dir() else f"{t} MISSING" for t in sorted(set(tags))]
 
 
+def sizes_mb() -> dict[str, float]:
+    """Megabytes on disk of the environment, the bento, the base system, and the largest installed packages."""
+
+    def size(top: Path) -> float:
+        return round(sum(p.lstat().st_size for p in walk(str(top))) / 1e6, 1)
+
+    site = next(Path("/app/.venv/lib").glob("python*/site-packages"))
+    packages = {
+        p.name: size(p) for p in site.iterdir() if p.is_dir() and not p.name.endswith((".dist-info", "__pycache__"))
+    }
+    largest = dict(sorted(packages.items(), key=lambda item: -item[1])[:10])
+    return {"/app/.venv": size(Path("/app/.venv")), "bento": size(BENTO), "/usr": size(Path("/usr")), **largest}
+
+
 def main() -> None:
     """Print the facts as one JSON line."""
     import torch
@@ -98,6 +112,7 @@ def main() -> None:
         "secrets": secrets(),
         "build_cas": build_cas(json.loads(sys.argv[1]) if len(sys.argv) > 1 else []),
         "models": models(),
+        "sizes_mb": sizes_mb(),
     }
     print(json.dumps(facts))
 

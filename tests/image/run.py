@@ -14,6 +14,7 @@ Steps, each timed:
   4. SageMaker: ``podman run --memory 1g IMAGE serve`` on the host network bound to 127.0.0.1 only; /ping,
      sweeps, a CSV batch on /invocations, error statuses; then the project's Locust ramp against it, judged
      on failed requests and out-of-memory kills, with the worker's memory at ready and after the load.
+     Then ``podman run IMAGE`` with no arguments: bentoml serve on port 3000.
   5. Lambda: ``podman run --read-only --user <not the image's> IMAGE lambda`` with the runtime API served
      here (tests/image/lambda_runtime.py): API Gateway v1/v2 and function URL events, the cold start.
   6. Clean-up: containers and the image removed (the base image stays cached), network rules compared.
@@ -51,6 +52,7 @@ from tests.image.lambda_runtime import LambdaRuntimeApi, RuntimeApiError
 from tests.lambda_events import EVENT_KINDS, answer_body, answer_header, http_api_event
 
 SAGEMAKER_PORT = 8080
+DEFAULT_PORT = 3000
 MEMORY_LIMIT = "1g"  # SageMaker serverless's 1024 MB tier
 MB = 1024 * 1024
 READY_TIMEOUT_S = 120
@@ -246,7 +248,22 @@ def _answers(url: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------
-# SageMaker mode
+# Default mode and SageMaker mode
+
+
+def default_mode(podman: Podman, image: str, report: Report) -> None:
+    """``IMAGE`` with no arguments: bentoml serve on port 3000."""
+    url = f"http://127.0.0.1:{DEFAULT_PORT}"
+    if not port_free(DEFAULT_PORT):
+        raise HarnessError(f"port {DEFAULT_PORT} is already in use on this machine: the default mode needs it")
+    name = f"pricing-image-test-default-{os.getpid()}"
+    started = time.monotonic()
+    with container(podman, name, image, options=["--env", "BENTOML_HOST=127.0.0.1"]):
+        wait_until(lambda: _answers(f"{url}/readyz"), READY_TIMEOUT_S, "default mode: GET /readyz 200",
+                   alive=lambda: podman.running(name), log=WORK / f"{name}.log")  # fmt: skip
+        report.figures["default_run_to_readyz_s"] = round(time.monotonic() - started, 2)
+        sweep = httpx.get(f"{url}/v1/predict-price/{report.figures['stockcode']}", timeout=30)
+        report.check("docker run IMAGE: bentoml serve answers on port 3000", sweep.status_code == 200, sweep.text[:200])
 
 
 def sagemaker_mode(podman: Podman, image: str, report: Report, load_duration: str) -> None:
@@ -281,6 +298,7 @@ def check_http_contract(url: str, report: Report) -> None:
     client = httpx.Client(base_url=url, timeout=30)
     product = client.get("/products", params={"limit": 1}).json()["products"][0]
     code, lo, hi = product["stockcode"], product["price_min"], product["price_max"]
+    report.figures["stockcode"] = code
     report.check("GET /ping 200", client.get("/ping").status_code == 200)
     check_models_loaded(lambda: client.get("/model").json(), "SageMaker mode", report)
     sweep = client.post("/invocations", json={"stockcode": code, "bins": 20})
@@ -464,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         containerize(podman, tag, image, bento_env, report)
         inspect_image(podman, image, report)
         sagemaker_mode(podman, image, report, args.load_duration)
+        default_mode(podman, image, report)
         lambda_mode(podman, image, report)
         status = 0 if report.passed else 1
     except (HarnessError, RuntimeApiError, subprocess.TimeoutExpired) as exc:
