@@ -7,11 +7,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.install.stamp
 BUDGET ?= standard
+BENTOS ?= bentos
+BACKEND ?= docker
+BENTO ?= pricing:latest
 
-.PHONY: help install test train train-smoke serve bench loadtest lint format clean
+.PHONY: help install test train train-smoke serve build containerize image-test bench loadtest lint format clean
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +36,19 @@ train-smoke: $(STAMP) ## train on a small synthetic data set in about a minute
 serve: $(STAMP) ## serve on :3000 (PRICING_PORT), training the smoke budget first if no model is stored
 	@$(BIN)/python -m pricing.registry || $(BIN)/python train.py --budget smoke
 	$(BIN)/bentoml serve service:Pricing --port $${PRICING_PORT:-3000}
+
+build: $(STAMP) ## bentoml build, then export bentos/pricing-<version>.bento (BENTOS=dir) with the models
+	@$(BIN)/python -m pricing.registry >/dev/null || { echo "make build: no trained models in the store (BENTOML_HOME): run make train first" >&2; exit 1; }
+	@mkdir -p $(BENTOS)
+	@tag=$$($(BIN)/bentoml build --output tag | sed -n 's/^__tag__://p') && test -n "$$tag" && \
+	  $(BIN)/bentoml export "$$tag" "$(abspath $(BENTOS))/$${tag/:/-}.bento" >/dev/null && \
+	  echo "built $$tag: $(BENTOS)/$${tag/:/-}.bento"
+
+containerize: $(STAMP) ## bentoml containerize pricing:latest (BACKEND=docker|podman|buildah, BENTO=tag, CONTAINERIZE_ARGS)
+	$(BIN)/bentoml containerize $(BENTO) --backend $(BACKEND) $(CONTAINERIZE_ARGS)
+
+image-test: $(STAMP) ## build the image with podman/buildah and run it as SageMaker and Lambda here; reports/image/
+	$(BIN)/python tests/image/run.py $(IMAGE_TEST_ARGS)
 
 bench: $(STAMP) ## sweep benchmark (naive vs project vs floor) and cold start; results in reports/bench/
 	@$(BIN)/python -m pricing.registry >/dev/null || $(BIN)/python train.py --budget smoke

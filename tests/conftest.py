@@ -229,3 +229,26 @@ def tiny() -> TinyAssets:
     split = split_by_time(demand.cells)
     pipeline = FeaturePipeline().fit(split.train)
     return TinyAssets(demand, split, pipeline, ContextStore.build(demand.cells, demand.lists, pipeline), raw.truth)
+
+
+@dataclass(frozen=True)
+class BuiltBento:
+    """What ``make build`` made of the smoke run."""
+
+    tag: str
+    archive: Path  # the exported .bento
+
+
+@pytest.fixture(scope="session")
+def built_bento(smoke_run: SmokeRun, tmp_path_factory: pytest.TempPathFactory) -> BuiltBento:
+    """Run the real ``make build`` on the smoke run's models, exporting into a temporary folder."""
+    bentos = tmp_path_factory.mktemp("bentos")
+    env = {**os.environ, "PRICING_RUN_ID": smoke_run.record["run_id"], "BENTOML_DO_NOT_TRACK": "1"}
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "build", f"BENTOS={bentos}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"make build failed:\n{(proc.stdout + proc.stderr)[-5000:]}"
+    tag = proc.stdout.strip().splitlines()[-1].split()[1].rstrip(":")
+    name, version = tag.split(":")
+    return BuiltBento(tag, bentos / f"{name}-{version}.bento")
