@@ -199,8 +199,8 @@ def _fill_spans(sold: pd.DataFrame, trading: pd.Series) -> pd.DataFrame:
 
 def summarise_lists(cells: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     """Per (StockCode, segment): description, usual (most frequent) and latest posted price, the posted range,
-    the number of posted-price changes, selling span, units per period, the share of list revenue actually
-    paid (tiers lower it) and the quantity tier (wholesale lists with one)."""
+    the number of posted-price changes, selling span, units per period, orders in all, the share of list
+    revenue actually paid (tiers lower it) and the quantity tier (wholesale lists with one)."""
     keys = ["StockCode", "segment"]
     group = cells.groupby(keys, sort=True)
     changes = group["posted_price"].agg(lambda p: int((p.to_numpy()[1:] != p.to_numpy()[:-1]).sum()))
@@ -218,6 +218,7 @@ def summarise_lists(cells: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
             "first_period": group["period"].min(),
             "last_period": group["period"].max(),
             "units_per_period": group["units"].mean(),
+            "orders": group["orders"].sum(),
             "paid_ratio": group["revenue"].sum() / (cells["posted_price"] * cells["units"]).groupby(
                 [cells["StockCode"], cells["segment"]]).sum(),
         }

@@ -116,12 +116,13 @@ class ListBaseline:
 
 
 def best_selling_lists(catalogue: pd.DataFrame, n: int = TOP_LISTS, moved: bool | None = None) -> list[str]:
-    """Stock codes of the ``n`` wholesale lists with the most units per period (ties by stock code); with
-    ``moved``, only lists whose posted price changed (True) or never did (False)."""
+    """Stock codes of the ``n`` wholesale lists with the most orders (ties by stock code): the products sold
+    most often, not a product one bulk order made look big; with ``moved``, only lists whose posted price
+    changed (True) or never did (False)."""
     wholesale = catalogue.xs("wholesale", level="segment").reset_index()
     if moved is not None:
         wholesale = wholesale[(wholesale["price_changes"] > 0) == moved]
-    ranked = wholesale.sort_values(["units_per_period", "StockCode"], ascending=[False, True])
+    ranked = wholesale.sort_values(["orders", "StockCode"], ascending=[False, True])
     return ranked["StockCode"].head(n).tolist()
 
 
