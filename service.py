@@ -146,7 +146,8 @@ class Pricing:
     @bentoml.api(route="/price_sweep", input_spec=SweepIn, output_spec=SweepOut)
     async def price_sweep(self, **params: Any) -> SweepOut:
         """Demand and revenue over a grid of prices for one product, and the revenue-maximising price."""
-        return SweepOut.model_validate(await self._answer(SweepIn(**params).to_request()))
+        payload = SweepIn(**params)
+        return SweepOut.model_validate(await self._answer(payload.to_request(), payload.model))
 
     @bentoml.api(route="/predict", input_spec=PredictIn, output_spec=PredictOut)
     async def predict(self, **params: Any) -> PredictOut:
@@ -163,13 +164,13 @@ class Pricing:
         with internal_call():
             return await self.to_async.predict_batch(matrix)
 
-    async def _answer(self, request: SweepRequest) -> dict[str, Any]:
-        key = cache_key(self.engine.serving_tags, asdict(request))
+    async def _answer(self, request: SweepRequest, model: str | None = None) -> dict[str, Any]:
+        key = cache_key(self.engine.serving_tags, asdict(request) | ({"model": model} if model else {}))
         cached = self.cache.get(key)
         if cached is not None:
             return {**json.loads(cached), "cached": True}
         with _http_errors():
-            answer = await self.engine.sweep(request, primary_sweep=self._sweep_batched)
+            answer = await self.engine.sweep(request, primary_sweep=self._sweep_batched, model=model)
         body = sweep_out(answer, self.period)
         self.cache.set(key, json.dumps(body).encode())
         return body
@@ -193,7 +194,8 @@ class Pricing:
                 payload = json.loads(raw or b"{}")
             if isinstance(payload, dict) and "rows" in payload:
                 return JSONResponse(await self._rows(PredictIn.model_validate(payload)))
-            return JSONResponse(await self._answer(SweepIn.model_validate(payload).to_request()))
+            sweep = SweepIn.model_validate(payload)
+            return JSONResponse(await self._answer(sweep.to_request(), sweep.model))
         except ValidationError as exc:
             raise HTTPException(status_code=400, detail=_describe(exc)) from exc
         except (ValueError, pd.errors.ParserError) as exc:
