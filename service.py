@@ -56,6 +56,7 @@ from pricing.sweep import (
     SweepRequest,
     UnknownProductError,
 )
+from pricing.ui import router as ui_router
 
 log = logging.getLogger("pricing.service")
 # BentoML configures only its own loggers; let ours (model loading, fallbacks, cache outages) through too.
@@ -66,6 +67,7 @@ SERVING_ORDER = [str(model.tag) for model in serving_order(SETTINGS.run_id)]
 MODEL_ATTRIBUTES = ["primary" if rank == 0 else f"fallback_{rank}" for rank in range(len(SERVING_ORDER))]
 
 web = FastAPI(title="pricing routes outside BentoML's POST APIs")
+web.include_router(ui_router)  # the price-curve page at /ui (pricing/ui)
 # Rows per adaptive batch of packed sweep plans (1 + grid prices each): 50 of the largest grids.
 SWEEP_BATCH_ROWS = 50 * (1 + MAX_BINS)
 
