@@ -106,12 +106,19 @@ async function loadServingOrder() {
   return servingOrder;
 }
 
-async function describeProduct(code) {
-  if (!products.has(code)) {
-    const page = await api(`products?q=${encodeURIComponent(code)}&limit=20`).catch(() => ({ products: [] }));
-    page.products.forEach((p) => products.set(p.stockcode, p));
+const descriptions = new Map(); // stock code -> promise of its product (undefined when not found)
+
+// A product's description for titles: from an earlier search, else one /products call per code (a product
+// the search cannot find just has no description; its sweep says what is wrong).
+function describeProduct(code) {
+  if (products.has(code)) return Promise.resolve(products.get(code));
+  if (!descriptions.has(code)) {
+    descriptions.set(code, api(`products?q=${encodeURIComponent(code)}&limit=20`).then((page) => {
+      page.products.forEach((p) => products.set(p.stockcode, p));
+      return products.get(code);
+    }, () => { descriptions.delete(code); return undefined; }));
   }
-  return products.get(code);
+  return descriptions.get(code);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -349,8 +356,7 @@ async function run(state, { push = true } = {}) {
         .catch((error) => ({ error, model: m }))));
       const failed = answers.filter((a) => a.error);
       if (failed.length === answers.length) throw failed[0].error;
-      panels = [{ kind: "models", answers: answers.filter((a) => !a.error), failed,
-        product: await describeProduct(state.stockcode) }];
+      panels = [{ kind: "models", answers: answers.filter((a) => !a.error), failed }];
     } else {
       const codes = state.compare === "product" ? [state.stockcode, state.vs] : [state.stockcode];
       const settled = await Promise.allSettled(codes.map((code) => api("price_sweep", { ...request, stockcode: code })));
@@ -363,8 +369,7 @@ async function run(state, { push = true } = {}) {
         if (mine === runNumber) showEmpty("No curve: the service refused the request (see the message by the field).");
         return;
       }
-      panels = await Promise.all(settled.map(async (s) => ({ kind: "single", answer: s.value,
-        product: await describeProduct(s.value.stockcode) })));
+      panels = settled.map((s) => ({ kind: "single", answer: s.value }));
     }
     if (mine !== runNumber) return; // a newer run has started
     render(panels);
@@ -406,9 +411,13 @@ function salesAt(curve, price) {
   return a.predicted_sales + t * (b.predicted_sales - a.predicted_sales);
 }
 
-function title(answer, product) {
-  const description = product?.description ? ` · ${product.description}` : "";
-  return `${answer.stockcode}${description}`;
+// The panel's heading: the stock code now, with the description once known (the curve does not wait for it).
+function heading(stockcode) {
+  const node = make("h2", { text: stockcode });
+  describeProduct(stockcode).then((product) => {
+    if (product?.description) node.textContent = `${stockcode} · ${product.description}`;
+  });
+  return node;
 }
 
 function modelText(model) {
@@ -436,7 +445,7 @@ function fact(term, value, attrs = {}) {
   return [make("dt", { text: term }), make("dd", { ...attrs, text: value })];
 }
 
-function singlePanel({ answer, product }, index) {
+function singlePanel({ answer }, index) {
   const { curve, optimal, price_list: list, period } = answer;
   const latest = list.latest_price;
   const atLatest = salesAt(curve, latest);
@@ -477,7 +486,7 @@ function singlePanel({ answer, product }, index) {
   if (answer.fallback_used) warnings.push(`Answered by a fallback model (${answer.model.role}).`);
   if (!list.identifiable) warnings.push("This list's response is pooled: treat the curve as a guide.");
   return make("article", { class: "panel", "data-stockcode": answer.stockcode },
-    make("h2", { text: title(answer, product) }),
+    heading(answer.stockcode),
     make("p", { class: "sub", text: `${list.segment} list · GBP per ${period} · ${answer.context_rows} ${period}s re-priced` }),
     make("div", { class: "panel-body" },
       make("div", { class: "chart-column" }, figure, legend([
@@ -491,7 +500,7 @@ function singlePanel({ answer, product }, index) {
     curveTable([answer], false));
 }
 
-function modelsPanel({ answers, failed, product }, index) {
+function modelsPanel({ answers, failed }, index) {
   const first = answers[0];
   const { price_list: list, period } = first;
   const optima = answers.map((a) => a.optimal.unit_price);
@@ -524,7 +533,7 @@ function modelsPanel({ answers, failed, product }, index) {
       make("th", { scope: "col", text: h })))),
     make("tbody", {}, ...rows));
   return make("article", { class: "panel", "data-stockcode": first.stockcode },
-    make("h2", { text: title(first, product) }),
+    heading(first.stockcode),
     make("p", { class: "sub", text: `${list.segment} list · every model of the serving order · GBP per ${period}` }),
     make("div", { class: "panel-body stacked" },
       make("div", { class: "chart-column" }, figure, legend([
