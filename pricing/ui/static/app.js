@@ -505,8 +505,9 @@ function modelsPanel({ answers, failed }, index) {
   const { price_list: list, period } = first;
   const optima = answers.map((a) => a.optimal.unit_price);
   const summary = `Predicted sales per ${period} of ${first.stockcode} on the ${list.segment} list from `
-    + `${answers.length} models of the serving order. The best price ranges from ${money(Math.min(...optima))} to `
-    + `${money(Math.max(...optima))}: `
+    + `${answers.length} models of the serving order. `
+    + (Math.min(...optima) === Math.max(...optima) ? `Every model puts the best price at ${money(optima[0])}: `
+      : `The best price ranges from ${money(Math.min(...optima))} to ${money(Math.max(...optima))}: `)
     + answers.map((a) => `${a.model.name} ${money(a.optimal.unit_price)} (${money(a.optimal.predicted_sales)})`).join(", ")
     + `. Latest price ${money(list.latest_price)}; observed ${money(list.observed_price_range[0])} to `
     + `${money(list.observed_price_range[1])}.`
@@ -634,17 +635,17 @@ function start() {
     });
   });
 
+  // The sweep goes first: on the service's one worker, the look-ups for the form would delay the curve.
   async function fromUrl(push) {
     const state = stateFromUrl();
     writeForm(state);
     if (!state.stockcode) return;
+    await run(readForm(), { push });
     describeProduct(state.stockcode).then((p) => picker.describe(p));
     if (state.vs) describeProduct(state.vs).then((p) => vsPicker.describe(p));
-    await run(readForm(), { push });
   }
   window.addEventListener("popstate", () => fromUrl(false));
-  fillModels();
-  fromUrl(false);
+  fromUrl(false).finally(fillModels);
 }
 
 start();
