@@ -50,10 +50,11 @@ containerize: $(STAMP) ## bentoml containerize pricing:latest (BACKEND=docker|po
 image-test: $(STAMP) ## build the image with podman/buildah and run it as SageMaker and Lambda here; reports/image/
 	$(BIN)/python tests/image/run.py $(IMAGE_TEST_ARGS)
 
-bench: $(STAMP) ## sweep benchmark (naive vs project vs floor) and cold start; results in reports/bench/
+bench: $(STAMP) ## sweep benchmark (naive vs project vs floor), cold start, web page; reports/bench/, reports/ui/
 	@$(BIN)/python -m pricing.registry >/dev/null || $(BIN)/python train.py --budget smoke
 	$(BIN)/python bench/sweep.py
 	$(BIN)/python bench/cold_start.py
+	$(BIN)/python bench/ui_page.py
 
 loadtest: $(STAMP) ## Locust ramp-up load test (LOADTEST_HOST=url targets a running server); reports/loadtest/
 	$(BIN)/python loadtests/run.py $(LOADTEST_ARGS)

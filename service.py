@@ -56,6 +56,7 @@ from pricing.sweep import (
     SweepRequest,
     UnknownProductError,
 )
+from pricing.ui import router as ui_router
 
 log = logging.getLogger("pricing.service")
 # BentoML configures only its own loggers; let ours (model loading, fallbacks, cache outages) through too.
@@ -66,6 +67,7 @@ SERVING_ORDER = [str(model.tag) for model in serving_order(SETTINGS.run_id)]
 MODEL_ATTRIBUTES = ["primary" if rank == 0 else f"fallback_{rank}" for rank in range(len(SERVING_ORDER))]
 
 web = FastAPI(title="pricing routes outside BentoML's POST APIs")
+web.include_router(ui_router)  # the price-curve page at /ui (pricing/ui)
 # Rows per adaptive batch of packed sweep plans (1 + grid prices each): 50 of the largest grids.
 SWEEP_BATCH_ROWS = 50 * (1 + MAX_BINS)
 
@@ -146,7 +148,8 @@ class Pricing:
     @bentoml.api(route="/price_sweep", input_spec=SweepIn, output_spec=SweepOut)
     async def price_sweep(self, **params: Any) -> SweepOut:
         """Demand and revenue over a grid of prices for one product, and the revenue-maximising price."""
-        return SweepOut.model_validate(await self._answer(SweepIn(**params).to_request()))
+        payload = SweepIn(**params)
+        return SweepOut.model_validate(await self._answer(payload.to_request(), payload.model))
 
     @bentoml.api(route="/predict", input_spec=PredictIn, output_spec=PredictOut)
     async def predict(self, **params: Any) -> PredictOut:
@@ -163,13 +166,13 @@ class Pricing:
         with internal_call():
             return await self.to_async.predict_batch(matrix)
 
-    async def _answer(self, request: SweepRequest) -> dict[str, Any]:
-        key = cache_key(self.engine.serving_tags, asdict(request))
+    async def _answer(self, request: SweepRequest, model: str | None = None) -> dict[str, Any]:
+        key = cache_key(self.engine.serving_tags, asdict(request) | ({"model": model} if model else {}))
         cached = self.cache.get(key)
         if cached is not None:
             return {**json.loads(cached), "cached": True}
         with _http_errors():
-            answer = await self.engine.sweep(request, primary_sweep=self._sweep_batched)
+            answer = await self.engine.sweep(request, primary_sweep=self._sweep_batched, model=model)
         body = sweep_out(answer, self.period)
         self.cache.set(key, json.dumps(body).encode())
         return body
@@ -193,7 +196,8 @@ class Pricing:
                 payload = json.loads(raw or b"{}")
             if isinstance(payload, dict) and "rows" in payload:
                 return JSONResponse(await self._rows(PredictIn.model_validate(payload)))
-            return JSONResponse(await self._answer(SweepIn.model_validate(payload).to_request()))
+            sweep = SweepIn.model_validate(payload)
+            return JSONResponse(await self._answer(sweep.to_request(), sweep.model))
         except ValidationError as exc:
             raise HTTPException(status_code=400, detail=_describe(exc)) from exc
         except (ValueError, pd.errors.ParserError) as exc:

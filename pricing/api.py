@@ -51,6 +51,11 @@ class SweepIn(BaseModel):
         DEFAULT_CONTEXT, ge=1, le=MAX_CONTEXT, description="How many of the list's latest periods to re-price at "
         "every grid price", examples=[DEFAULT_CONTEXT],
     )  # fmt: skip
+    model: str | None = Field(
+        None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", examples=["pricing_xgboost"],
+        description="Answer with this model of the serving order only (its name, as in GET /model), with no "
+        "fallback: to compare the models' curves. Default: the serving order, falling back when a model fails",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _range_is_ordered(self) -> SweepIn:
@@ -70,7 +75,10 @@ class ModelRef(BaseModel):
 
     name: str
     version: str
-    role: str = Field(description="primary, or fallback-N when the models before it failed")
+    role: str = Field(
+        description="Its place in the serving order: primary, or fallback-N (answering because the models before it "
+        "failed, or because the request named it)"
+    )
 
 
 class CurvePoint(BaseModel):

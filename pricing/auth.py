@@ -1,4 +1,5 @@
-"""Optional API-key check for the service: an ASGI middleware in front of every route but health and docs.
+"""Optional API-key check for the service: an ASGI middleware in front of every route but health, docs and the
+web page's static files.
 
 The service also calls itself: BentoML routes its batching API through an in-process httpx client that
 awaits this same ASGI app in the caller's task. Such calls are marked with ``internal_call()``, a context
@@ -18,8 +19,10 @@ Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
 
 HEADER = "x-api-key"
-# Health checks must work for load balancers, SageMaker and Prometheus, which do not carry the key.
-OPEN_PATHS = frozenset({"/ping", "/livez", "/healthz", "/readyz", "/metrics", "/", "/docs.json", "/schema.json"})
+# Health checks must work for load balancers, SageMaker and Prometheus, which do not carry the key. The docs and
+# the web page (/ui: static files, no data) load without it; the page then asks for the key and sends it.
+OPEN_PATHS = frozenset({"/ping", "/livez", "/healthz", "/readyz", "/metrics", "/", "/docs.json", "/schema.json", "/ui"})
+OPEN_PREFIXES = ("/static_content", "/ui/")
 _INTERNAL = ContextVar("pricing_internal_call", default=False)
 
 
@@ -55,9 +58,7 @@ class APIKeyMiddleware:
     @staticmethod
     def _open(scope: Scope) -> bool:
         # CORS preflights carry no credentials by design; the CORS middleware answers them.
-        return (
-            scope["method"] == "OPTIONS" or scope["path"] in OPEN_PATHS or scope["path"].startswith("/static_content")
-        )
+        return scope["method"] == "OPTIONS" or scope["path"] in OPEN_PATHS or scope["path"].startswith(OPEN_PREFIXES)
 
     def _authorised(self, scope: Scope) -> bool:
         supplied = dict(scope.get("headers") or []).get(HEADER.encode(), b"")

@@ -31,7 +31,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import bentoml
@@ -42,7 +42,7 @@ import pyarrow
 from pricing.features import KEYS, units_at_price
 from pricing.metrics import FALLBACKS
 from pricing.registry import StoredModel, load_model
-from pricing.sweep import STATS, Sweeper, SweepPlan, SweepRequest, SweepResult, curve_stats
+from pricing.sweep import STATS, Sweeper, SweepInputError, SweepPlan, SweepRequest, SweepResult, curve_stats
 
 log = logging.getLogger(__name__)
 
@@ -95,15 +95,17 @@ class ServedModel:
 
 @dataclass(frozen=True)
 class Answer:
-    """Which model answered, and the models that failed before it."""
+    """Which model answered, and the models that failed before it; ``chosen`` when the caller named it."""
 
     model: ServedModel
     failures: list[tuple[str, str]]
+    chosen: bool = field(default=False, kw_only=True)
 
     @property
     def fallback_used(self) -> bool:
-        """Whether a model other than the primary answered (it failed at this call or at load)."""
-        return self.model.rank > 0
+        """Whether a model other than the primary answered because the ones before it failed (at this call or
+        at load); never for a model the caller chose."""
+        return self.model.rank > 0 and not self.chosen
 
 
 @dataclass(frozen=True)
@@ -242,16 +244,37 @@ class PricingEngine:
         """Curve statistics of a batch of packed plans, with the first loaded model (``Sweeper.predict_packed``)."""
         return self._sweeper_or_fail().predict_packed(self._first().stored.estimator.predict, packed)
 
-    async def sweep(self, request: SweepRequest, primary_sweep: AsyncSweep | None = None) -> SweepAnswer:
-        """Answer a sweep along the serving order; ``primary_sweep`` replaces the primary's own grid prediction."""
+    async def sweep(
+        self, request: SweepRequest, primary_sweep: AsyncSweep | None = None, model: str | None = None
+    ) -> SweepAnswer:
+        """Answer a sweep along the serving order; ``primary_sweep`` replaces the primary's own grid prediction.
+
+        ``model`` (a model name of the serving order, e.g. ``pricing_xgboost``) makes that model alone answer,
+        with no fallback: a comparison of the models' curves must not silently show another model's.
+        """
+        if model is not None:
+            self.check_model_name(model)
         plan = self.plan(request)
 
-        def stats(model: ServedModel) -> np.ndarray:
-            return curve_stats(model.stored.estimator.predict(plan.context), plan.log_response)
+        def stats(served: ServedModel) -> np.ndarray:
+            return curve_stats(served.stored.estimator.predict(plan.context), plan.log_response)
 
         primary = None if primary_sweep is None else lambda: primary_sweep(plan)
-        stats_, model, failures = await self._along_order(stats, primary, (len(plan.prices), len(STATS)))
-        return SweepAnswer(model=model, failures=failures, result=Sweeper.summarise(plan, stats_))
+        stats_, answered, failures = await self._along_order(stats, primary, (len(plan.prices), len(STATS)), only=model)
+        return SweepAnswer(
+            model=answered, failures=failures, result=Sweeper.summarise(plan, stats_), chosen=model is not None
+        )
+
+    @property
+    def model_names(self) -> list[str]:
+        """Names of the serving order's models (loaded or not), in order."""
+        return [tag.split(":")[0] for tag in self.serving_tags]
+
+    def check_model_name(self, name: str) -> None:
+        """Raise SweepInputError (field ``model``) unless ``name`` is a model of the serving order."""
+        if name not in self.model_names:
+            names = ", ".join(self.model_names)
+            raise SweepInputError("model", f"{name!r} is not a model of the serving order ({names})")
 
     async def predict_rows(self, rows: pd.DataFrame, primary_predict: AsyncPredict | None = None) -> RowsAnswer:
         """Predicted units of each request (StockCode, segment or None for the product's main list, date,
@@ -279,10 +302,12 @@ class PricingEngine:
         compute: Callable[[ServedModel], np.ndarray],
         primary: Callable[[], Awaitable[np.ndarray]] | None,
         shape: tuple[int, ...],
+        only: str | None = None,
     ) -> tuple[np.ndarray, ServedModel, list[tuple[str, str]]]:
         """The first valid result along the serving order, the model that made it, and the failures before it.
 
         ``compute(model)`` runs in a worker thread; ``primary``, when given, replaces it for the primary.
+        ``only`` (a model name) skips every other model.
         """
         failures: list[tuple[str, str]] = []
         index = 0
@@ -290,8 +315,10 @@ class PricingEngine:
             if index >= len(self.models):
                 continue  # loading finished, or the next model arrived
             model = self.models[index]
-            call = primary if index == 0 and primary is not None else _in_thread(compute, model)
             index += 1
+            if only is not None and model.tag.split(":")[0] != only:
+                continue
+            call = primary if model is self.models[0] and primary is not None else _in_thread(compute, model)
             try:
                 result = np.asarray(await asyncio.wait_for(call(), timeout=self.time_budget_s), dtype=np.float64)
                 if result.shape != shape:
@@ -306,6 +333,9 @@ class PricingEngine:
                 self._fail(model, "error", f"{type(exc).__name__}: {exc}", failures)
                 continue
             return result, model, failures
+        if only is not None:
+            failures += [(tag, error) for tag, error in self.load_errors if tag.split(":")[0] == only]
+            raise ModelsUnavailableError(failures or [(only, "not loaded")])
         raise ModelsUnavailableError(failures or self.load_errors)
 
     async def _wait_for_loading(self) -> bool:

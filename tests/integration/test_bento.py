@@ -132,6 +132,9 @@ def test_imported_archive_serves_in_an_empty_bentoml_home(built_bento, smoke_run
         assert answer.status_code == 200, answer.text
         name, version = smoke_run.record["serving_order"][0].split(":")
         assert answer.json()["model"] == {"name": name, "version": version, "role": "primary"}
+        page = httpx.get(f"{url}/ui", timeout=10)  # the web page's files travel in the bento
+        assert page.status_code == 200 and "<title>Price curve" in page.text
+        assert httpx.get(f"{url}/ui/chart.js", timeout=10).status_code == 200
     finally:
         stop_group(proc)
 

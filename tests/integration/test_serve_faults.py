@@ -98,6 +98,13 @@ def test_a_primary_predicting_nan_is_replaced_by_the_fallback(run, tmp_path) -> 
     with bentoml_serve({"BENTOML_HOME": str(home), "PRICING_RUN_ID": run_id}, tmp_path / "serve.log") as url:
         assert_fallback_answered(url, primary)
         assert scrape(url, "pricing_fallbacks_total", model="pricing_elasticnet", reason="non_finite") >= 1
+        # Named, the broken primary answers alone or not at all: no other model's curve in its place.
+        named = httpx.post(
+            f"{url}/price_sweep", json={"stockcode": "85123A", "bins": 30, "model": "pricing_elasticnet"}, timeout=60
+        )
+        assert named.status_code == 503, named.text
+    # BentoML replaces 5xx messages with a generic one; the log names the model and why.
+    assert f"no model could answer ({primary}: returned non-finite predictions)" in (tmp_path / "serve.log").read_text()
 
 
 def test_a_primary_that_raises_is_replaced_by_the_fallback(run, tmp_path) -> None:

@@ -78,6 +78,22 @@ def test_the_retail_list_is_priced_on_request(client) -> None:
     assert retail["price_list"]["usual_price"] > 1.5 * wholesale["price_list"]["usual_price"]
 
 
+def test_each_model_of_the_serving_order_can_be_asked_by_name(client, smoke_run) -> None:
+    curves = {}
+    for rank, tag in enumerate(smoke_run.record["serving_order"]):
+        name, version = tag.split(":")
+        response = client.post("/price_sweep", json={"stockcode": "85123A", "bins": 12, "model": name})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        role = "primary" if rank == 0 else f"fallback-{rank}"
+        assert body["model"] == {"name": name, "version": version, "role": role}
+        assert body["fallback_used"] is False and len(body["curve"]) == 12
+        curves[name] = [point["quantity"] for point in body["curve"]]
+    assert len({tuple(curve) for curve in curves.values()}) > 1, "the models' curves differ"
+    default = client.post("/price_sweep", json={"stockcode": "85123A", "bins": 12}).json()
+    assert default["model"]["role"] == "primary" and default["cached"] is False, "a named model has its own cache entry"
+
+
 def test_repeated_sweep_is_served_from_the_cache(client) -> None:
     request = {"stockcode": "22423", "bins": 25}
     first, second = client.post("/price_sweep", json=request).json(), client.post("/price_sweep", json=request).json()
@@ -119,6 +135,8 @@ def test_compatibility_route_keeps_the_original_field_names(client) -> None:
         ({"bins": 10}, 400, "stockcode"),
         ({"stockcode": "85123A", "colour": "red"}, 400, "colour"),
         ({"stockcode": "85123A", "segment": "vip"}, 400, "segment"),
+        ({"stockcode": "85123A", "model": "pricing_nope"}, 400, "model"),
+        ({"stockcode": "85123A", "model": "../etc"}, 400, "model"),
     ],
 )
 def test_bad_sweeps_get_an_error_naming_the_field(client, body, status, field) -> None:

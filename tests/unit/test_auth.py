@@ -20,7 +20,8 @@ def ok(request) -> PlainTextResponse:
 
 @pytest.fixture
 def client() -> TestClient:
-    routes = [Route(path, ok, methods=["GET", "POST", "OPTIONS"]) for path in ("/price_sweep", "/ping", "/metrics")]
+    paths = ("/price_sweep", "/ping", "/metrics", "/ui", "/ui/app.js", "/uix", "/products")
+    routes = [Route(path, ok, methods=["GET", "POST", "OPTIONS"]) for path in paths]
     app = Starlette(routes=routes)
     app.add_middleware(APIKeyMiddleware, api_key="s3cret")
     return TestClient(app)
@@ -40,6 +41,16 @@ def test_the_right_key_passes(client) -> None:
 @pytest.mark.parametrize("path", ["/ping", "/metrics"])
 def test_health_and_metrics_stay_open(client, path) -> None:
     assert client.get(path).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/ui", "/ui/app.js"])
+def test_the_web_pages_files_load_without_the_key(client, path) -> None:
+    assert client.get(path).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/uix", "/products"])
+def test_what_the_page_reads_needs_the_key(client, path) -> None:
+    assert client.get(path).status_code == 401
 
 
 def test_cors_preflight_is_not_blocked(client) -> None:

@@ -113,6 +113,43 @@ def test_bad_requests_are_rejected_before_any_model_runs(engine, code, monkeypat
         asyncio.run(engine.sweep(SweepRequest("NOPE")))
 
 
+def test_a_named_model_answers_alone_and_is_not_a_fallback(engine, code, monkeypatch) -> None:
+    async def primary_must_not_run(plan: SweepPlan) -> np.ndarray:
+        pytest.fail("the primary ran for a sweep that named the fallback")
+
+    answer = asyncio.run(
+        engine.sweep(SweepRequest(code, bins=10), primary_sweep=primary_must_not_run, model="pricing_lightgbm")
+    )
+    assert answer.model.stored.family == "lightgbm" and answer.model.role == "fallback-1"
+    assert answer.chosen and not answer.fallback_used and answer.failures == []
+    by_default = asyncio.run(engine.sweep(SweepRequest(code, bins=10)))
+    assert by_default.model.stored.family == "elasticnet" and not by_default.chosen
+
+
+def test_naming_the_primary_goes_through_the_supplied_primary_sweep(engine, code) -> None:
+    calls = []
+
+    async def batched(plan: SweepPlan) -> np.ndarray:
+        calls.append(plan.stockcode)
+        return Sweeper.unpack_stats(plan, engine.predict_packed(engine.pack(plan)))
+
+    answer = asyncio.run(engine.sweep(SweepRequest(code, bins=10), primary_sweep=batched, model="pricing_elasticnet"))
+    assert calls == [code] and answer.model.role == "primary" and not answer.fallback_used
+
+
+def test_a_failing_named_model_is_unavailable_rather_than_replaced(engine, code, monkeypatch) -> None:
+    monkeypatch.setattr(engine.models[1].stored.estimator, "predict", lambda X: np.full(len(X), np.nan))
+    with pytest.raises(ModelsUnavailableError) as info:
+        asyncio.run(engine.sweep(SweepRequest(code, bins=10), model="pricing_lightgbm"))
+    assert [tag for tag, _ in info.value.failures] == [engine.models[1].tag]
+
+
+def test_a_model_outside_the_serving_order_is_a_bad_request(engine, code) -> None:
+    with pytest.raises(SweepInputError, match=r"model: 'pricing_svr' is not a model of the serving order"):
+        asyncio.run(engine.sweep(SweepRequest(code, bins=10), model="pricing_svr"))
+    assert engine.model_names == ["pricing_elasticnet", "pricing_lightgbm"]
+
+
 def test_background_loading_is_ready_with_the_primary_and_waits_for_a_needed_fallback(run, code, monkeypatch) -> None:
     release = threading.Event()
 
