@@ -128,7 +128,6 @@ class SmokeRun:
 
     returncode: int
     output: str
-    seconds: float
     data_dir: Path
     reports_dir: Path
     bucket: str
@@ -160,14 +159,12 @@ def smoke_run(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Smo
         sys.executable, "train.py", "--budget", "smoke", "--data-dir", str(work / "data"),
         "--reports-dir", str(work / "reports"), "--s3-bucket", bucket, "--s3-prefix", "smoke",
     ]  # fmt: skip
-    started = time.monotonic()
     proc = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SMOKE_TRAIN_TIMEOUT_S, check=False
     )
     run = SmokeRun(
         returncode=proc.returncode,
         output=proc.stdout + proc.stderr,
-        seconds=time.monotonic() - started,
         data_dir=work / "data",
         reports_dir=work / "reports",
         bucket=bucket,
@@ -194,11 +191,8 @@ def twin_run(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
         sys.executable, "train.py", "--data", str(work / "twins.csv.gz"), "--budget", "smoke",
         "--data-dir", str(work / "data"), "--reports-dir", str(work / "reports"),
     ]  # fmt: skip
-    started = time.monotonic()
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=SMOKE_TRAIN_TIMEOUT_S, check=False)
-    run = SmokeRun(
-        proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started, work / "data", work / "reports", "", ""
-    )
+    run = SmokeRun(proc.returncode, proc.stdout + proc.stderr, work / "data", work / "reports", "", "")
     assert run.returncode == 0, f"train.py on the twins failed:\n{run.output[-5000:]}"
     return run
 
