@@ -11,6 +11,7 @@ Usage:
     python -m pricing.cloud status
     python -m pricing.cloud teardown [--ecr --force]
     python -m pricing.cloud upload-artifacts --bucket BUCKET --features data/features --bento pricing:latest
+    python -m pricing.cloud gate --metrics reports/metrics.json     # the release gate (no AWS call)
 
 Every command takes --region and --profile (else AWS_REGION and AWS_PROFILE) and honours AWS_ENDPOINT_URL.
 Each prints what it changed; run twice, the second run changes nothing and says so. An expected failure
@@ -25,7 +26,7 @@ import os
 import sys
 from pathlib import Path
 
-from pricing.cloud import artifacts, ecr, invoke, lambda_deploy, sagemaker
+from pricing.cloud import artifacts, ecr, gate, invoke, lambda_deploy, sagemaker
 from pricing.cloud.aws import DEFAULT_NAME, Aws, Changes, CloudError, connect
 
 DEFAULT_BENTO = "pricing:latest"
@@ -201,6 +202,12 @@ def cmd_upload_artifacts(aws: Aws, args: argparse.Namespace, changes: Changes) -
     )
 
 
+def cmd_gate(aws: Aws | None, args: argparse.Namespace, changes: Changes) -> None:
+    for line in gate.check_release(args.metrics, args.max_vs_baseline, args.max_rel_error):
+        changes.note(line)
+    changes.note("gate passed")
+
+
 # ---------------------------------------------------------------------------------------------------
 # Command line
 
@@ -317,6 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bento", help="a .bento archive, or a bento tag exported from the local store")
     p.add_argument("--create-bucket", action="store_true", help="create the bucket when missing")
     p.set_defaults(run=cmd_upload_artifacts)
+
+    p = command("gate", "check a training run's primary model against the release gate (no AWS call)")
+    p.add_argument("--metrics", type=Path, default=Path("reports/metrics.json"), help="train.py's run record")
+    p.add_argument("--max-vs-baseline", type=float, default=1.0, help="pricing error / baseline's, at most (1.0)")
+    p.add_argument("--max-rel-error", type=float, help="median relative error of the optimal price, at most")
+    p.set_defaults(run=cmd_gate)
     return parser
 
 
@@ -325,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     changes = Changes()
     try:
-        needs_aws = not (args.command == "invoke" and args.url)
+        needs_aws = args.command != "gate" and not (args.command == "invoke" and args.url)
         aws = connect(args.region, args.profile) if needs_aws else None
         args.run(aws, args, changes)
     except CloudError as exc:
@@ -334,6 +347,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    if args.command not in ("invoke", "status"):
+    if args.command not in ("invoke", "status", "gate"):
         changes.summary()
     return 0
