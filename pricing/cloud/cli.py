@@ -96,6 +96,7 @@ def cmd_push_image(aws: Aws, args: argparse.Namespace, changes: Changes) -> None
         version, run_id = bento_identity(args.bento)
         tags = tags or [version] + ([f"run-{run_id}"] if run_id else [])
         image = image or f"pricing:{version}"
+    tags += [tag for tag in args.extra_tag if tag not in tags]
     spec = ecr.RepositorySpec(
         args.repository or args.name, keep_images=args.keep_images, scan_on_push=args.scan_on_push,
         deployment=args.name,
@@ -244,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", help="local image (default: pricing:<bento version>; skopeo also takes oci:DIR etc.)")
     p.add_argument("--tag", action="append", default=[], help="tag to push (repeatable; default: bento version and "
                    "run-<training run id>)")  # fmt: skip
+    p.add_argument("--extra-tag", action="append", default=[], help="a tag to push besides those (repeatable)")
     p.add_argument("--bento", default=DEFAULT_BENTO, help=f"bento that names the image and tags ({DEFAULT_BENTO})")
     p.add_argument("--repository", help="ECR repository name (default: --name)")
     p.add_argument("--keep-images", type=int, default=30, help="lifecycle policy: keep the last N images (30)")

@@ -99,10 +99,10 @@ def test_tags_default_to_the_bento_version_and_training_run(cli, registry, name,
     assert version == built_bento.tag.split(":")[1]
     assert run_id == smoke_run.record["run_id"]
 
-    run = push(cli, registry, name, image, "--bento", built_bento.tag)
+    run = push(cli, registry, name, image, "--bento", built_bento.tag, "--extra-tag", "model-7")
 
     assert run.code == 0, run.err
-    for tag in (version, f"run-{run_id}"):
+    for tag in (version, f"run-{run_id}", "model-7"):
         assert registry.manifest(name, tag).json()["config"]["digest"] == image.config_digest
 
 
