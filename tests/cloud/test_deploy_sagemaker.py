@@ -241,3 +241,21 @@ def test_a_missing_role_is_one_line(cli, name, monkeypatch) -> None:
     run = cli("deploy-sagemaker", "--name", name, "--image-uri", IMAGE.format("v1"))
     assert run.code == 1
     assert run.err == "error: --role-arn is required (or set PRICING_SAGEMAKER_ROLE_ARN)\n"
+
+
+def test_the_image_defaults_to_the_repository_with_the_tag_asked_for(cli, aws, name, role_arn) -> None:
+    missing = cli("deploy-sagemaker", "--name", name, "--image-tag", "v9", "--role-arn", role_arn)
+    assert (missing.code, missing.err) == (
+        1,
+        f"error: ECR repository '{name}' not found in us-east-1: run push-image\n",
+    )
+
+    uri = aws.client("ecr").create_repository(repositoryName=name)["repository"]["repositoryUri"]
+    run = cli("deploy-sagemaker", "--name", name, "--image-tag", "v9", "--role-arn", role_arn, "--poll-interval", "0")
+    assert run.code == 0, run.err
+    sm = aws.client("sagemaker")
+    config = sm.describe_endpoint_config(
+        EndpointConfigName=sm.describe_endpoint(EndpointName=name)["EndpointConfigName"]
+    )
+    model = sm.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    assert model["PrimaryContainer"]["Image"] == f"{uri}:v9"

@@ -8,6 +8,7 @@ accepts those credentials.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from pricing.cloud.aws import Changes, CloudError
 from pricing.cloud.cli import bento_identity
 from pricing.cloud.ecr import RegistryLogin, remote_config_digest
 from tests.cloud.conftest import lines
-from tests.cloud.registry import write_oci_image
+from tests.cloud.registry import ensure_commands, write_oci_image
 
 
 @pytest.fixture
@@ -123,3 +124,41 @@ def test_changes_report_counts(capsys) -> None:
     changes.summary()
     out = capsys.readouterr().out.splitlines()
     assert out == ["unchanged  x", "no changes: everything was already as wanted", "created    y", "1 change(s)"]
+
+
+@pytest.fixture
+def podman_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """podman (from apt when missing) with its storage and configuration under tmp_path only."""
+    ensure_commands({"podman": "podman"})
+    root = tmp_path / "podman"
+    for folder in ("graph", "run", "tmp"):
+        (root / folder).mkdir(parents=True)
+    (root / "storage.conf").write_text(
+        f'[storage]\ndriver = "vfs"\ngraphroot = "{root / "graph"}"\nrunroot = "{root / "run"}"\n'
+    )
+    (root / "containers.conf").write_text(f'[engine]\nevents_logger = "file"\ntmp_dir = "{root / "tmp"}"\n')
+    env = {
+        "CONTAINERS_STORAGE_CONF": str(root / "storage.conf"),
+        "CONTAINERS_CONF": str(root / "containers.conf"),
+        "TMPDIR": str(root / "tmp"),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+def test_podman_pushes_the_image_make_containerize_names(cli, registry, name, image, podman_env) -> None:
+    # What `make containerize BACKEND=podman` leaves: localhost/pricing:<bento version> in podman's storage.
+    subprocess.run(["podman", "pull", "-q", image.source], check=True, capture_output=True, timeout=120)
+    image_id = image.config_digest.removeprefix("sha256:")
+    subprocess.run(["podman", "tag", image_id, "localhost/pricing:v7"], check=True, capture_output=True, timeout=60)
+    args = ("push-image", "--name", name, "--image", "pricing:v7", "--tag", "v7", "--tool", "podman",
+            "--registry-endpoint", registry.url)  # fmt: skip
+
+    first = cli(*args)
+    assert first.code == 0, first.err
+    assert "with podman" in first.out
+    assert registry.manifest(name, "v7").json()["config"]["digest"] == image.config_digest
+
+    again = cli(*args)
+    assert again.code == 0 and lines(again.out)[-1] == "no changes: everything was already as wanted"
