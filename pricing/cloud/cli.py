@@ -181,7 +181,7 @@ def cmd_status(aws: Aws, args: argparse.Namespace, changes: Changes) -> None:
 
 
 def cmd_teardown(aws: Aws, args: argparse.Namespace, changes: Changes) -> None:
-    everything = not (args.sagemaker or args.lambda_ or args.ecr)
+    everything = not (args.sagemaker or args.lambda_)  # --ecr adds the repository to either
     waiter = sagemaker.Waiter(timeout_s=args.wait_timeout, interval_s=args.poll_interval)
     if everything or args.sagemaker:
         sagemaker.teardown(aws, args.endpoint or args.name, changes, waiter)

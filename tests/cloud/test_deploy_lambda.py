@@ -133,3 +133,17 @@ def test_teardown_leaves_a_function_it_did_not_make(cli, aws, name, role_arn) ->
 def test_invalid_settings_are_one_line(cli, name, role_arn) -> None:
     run = cli(*deploy_args(name, role_arn, "v1", "--memory", "64"))
     assert (run.code, run.err) == (1, "error: Lambda memory must be 128-10240 MB, not 64\n")
+
+
+def test_teardown_with_ecr_removes_the_deployments_and_the_repository(cli, aws, name, role_arn) -> None:
+    aws.client("ecr").create_repository(repositoryName=name)
+    assert cli(*deploy_args(name, role_arn, "v1")).code == 0
+    assert cli("deploy-sagemaker", "--name", name, "--image-uri", IMAGE.format("v1"), "--role-arn", role_arn,
+               "--poll-interval", "0").code == 0  # fmt: skip
+
+    run = cli("teardown", "--name", name, "--ecr", "--force", "--poll-interval", "0")
+
+    assert run.code == 0, run.err
+    for what in (f"SageMaker endpoint {name}", f"Lambda function {name}", "ECR repository"):
+        assert f"deleted    {what}" in run.out
+    assert name not in [r["repositoryName"] for r in aws.client("ecr").describe_repositories()["repositories"]]
