@@ -86,6 +86,8 @@ def _detail(text: str) -> str:
         body = json.loads(text)
     except (TypeError, ValueError):
         return one_line(text)[:300]
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        body = body[0]  # BentoML's own errors come as a list of one object
     if isinstance(body, dict):
         return one_line(body.get("detail") or body.get("error") or body.get("message") or text)[:300]
     return one_line(text)[:300]

@@ -67,7 +67,7 @@ def test_url_error_status_is_one_line(cli, served) -> None:
     run = cli("invoke", "--url", served, "--stockcode", "NO-SUCH-PRODUCT")
     assert run.code == 1
     assert len(lines(run.err)) == 1
-    assert run.err.startswith(f"error: {served}/price_sweep answered 404: ") and "NO-SUCH-PRODUCT" in run.err
+    assert run.err.startswith(f"error: {served}/price_sweep answered 404: unknown stockcode 'NO-SUCH-PRODUCT'")
 
 
 def test_sagemaker_runtime_on_moto(cli, aws, aws_env, name, role_arn, real_answer) -> None:
