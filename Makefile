@@ -70,3 +70,42 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 clean: ## remove generated data, reports and caches (not the model store)
 	rm -rf data reports .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
+
+# ---------------------------------------------------------------------------------------------------
+# AWS release (docs/DEPLOY.md). Options go in CLOUD_ARGS, e.g. CLOUD_ARGS="--region eu-west-1 --role-arn ARN";
+# region, profile and endpoint also come from AWS_REGION, AWS_PROFILE and AWS_ENDPOINT_URL.
+STOCKCODE ?= 85123A
+CDK := cd infra && PATH="$(abspath $(BIN)):$$PATH" JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 npx --yes aws-cdk@2
+
+.PHONY: push-image deploy-sagemaker deploy-lambda invoke cloud-status teardown upload-artifacts release-gate infra-synth infra-deploy
+
+push-image: $(STAMP) ## create the ECR repository if missing, push pricing:<bento version> (CLOUD_ARGS)
+	$(BIN)/python -m pricing.cloud push-image $(CLOUD_ARGS)
+
+deploy-sagemaker: $(STAMP) ## create or update the SageMaker endpoint (serverless 1024 MB, concurrency 5) and wait
+	$(BIN)/python -m pricing.cloud deploy-sagemaker $(CLOUD_ARGS)
+
+deploy-lambda: $(STAMP) ## create or update the Lambda function, alias and function URL (or --front-door http-api)
+	$(BIN)/python -m pricing.cloud deploy-lambda $(CLOUD_ARGS)
+
+invoke: $(STAMP) ## sweep STOCKCODE on the deployed service (CLOUD_ARGS=--sagemaker | --lambda | --url URL)
+	$(BIN)/python -m pricing.cloud invoke --stockcode $(STOCKCODE) $(CLOUD_ARGS)
+
+cloud-status: $(STAMP) ## what the release commands deployed (ECR, SageMaker, Lambda)
+	$(BIN)/python -m pricing.cloud status $(CLOUD_ARGS)
+
+teardown: $(STAMP) ## delete the SageMaker endpoint and Lambda function the commands made (CLOUD_ARGS=--ecr --force: the repository too)
+	$(BIN)/python -m pricing.cloud teardown $(CLOUD_ARGS)
+
+upload-artifacts: $(STAMP) ## feature store and bento archive to S3 (CLOUD_ARGS="--bucket B --features data/features --bento pricing:latest")
+	$(BIN)/python -m pricing.cloud upload-artifacts $(CLOUD_ARGS)
+
+release-gate: $(STAMP) ## the release gate on reports/metrics.json (the primary model must beat the baselines)
+	$(BIN)/python -m pricing.cloud gate $(CLOUD_ARGS)
+
+infra-synth: $(STAMP) ## synthesise the CDK app into infra/cdk.out and lint it with cfn-lint (CDK_ARGS="-c key=value")
+	$(CDK) synth --quiet $(CDK_ARGS)
+	$(BIN)/cfn-lint infra/cdk.out/*.template.json
+
+infra-deploy: $(STAMP) ## cdk deploy the stacks (CDK_ARGS="PricingBase -c github_repo=OWNER/REPO"; default --all)
+	$(CDK) deploy $(or $(CDK_ARGS),--all)

@@ -32,7 +32,7 @@ os.environ["BENTOML_DO_NOT_TRACK"] = "1"
 
 MOTO_START_DEADLINE_S = 20.0
 SMOKE_TRAIN_TIMEOUT_S = 600
-_MARKERS = ("unit", "data", "model", "integration")
+_MARKERS = ("unit", "data", "model", "integration", "cloud")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

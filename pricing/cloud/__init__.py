@@ -1,2 +1,2 @@
-"""AWS integration: S3 artefact upload, the image's entry point and its Lambda handler (and, later, ECR/SageMaker/
-Lambda deploys in plain boto3)."""
+"""AWS: the image's entry point and Lambda handler, S3 artefact upload, and the release commands
+(``python -m pricing.cloud``: ECR push, SageMaker and Lambda deploys, invoke, status, teardown) in plain boto3."""
