@@ -28,7 +28,7 @@ import numpy as np
 
 from pricing.evaluate import best_selling_lists
 from pricing.registry import load_model, serving_order
-from pricing.sweep import DEFAULT_CONTEXT, MAX_CONTEXT, SweepRequest, SweepResult, Sweeper
+from pricing.sweep import DEFAULT_CONTEXT, MAX_CONTEXT, Sweeper, SweepRequest, SweepResult
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = (1, 4, 8, 13, 26, DEFAULT_CONTEXT, MAX_CONTEXT)
@@ -69,7 +69,9 @@ def measure(sweeper: Sweeper, stockcodes: list[str]) -> list[dict[str, object]]:
     for size in SIZES:
         row: dict[str, object] = {"context": size}
         for name in FIGURES:
-            diffs = np.array([abs(a[name] / r[name] - 1) if r[name] else 0.0 for a, r in zip(answers[size], reference)])
+            diffs = np.array(
+                [abs(a[name] / r[name] - 1) if r[name] else 0.0 for a, r in zip(answers[size], reference, strict=True)]
+            )
             row[name] = {"median": float(np.median(diffs)), "worst": float(diffs.max())}
         row["sweep_ms"] = sweep_ms(sweeper, SweepRequest(stockcodes[0], segment="wholesale", context=size))
         rows.append(row)
@@ -89,8 +91,7 @@ def markdown(rows: list[dict[str, object]], header: dict[str, object], tolerance
         f"{header['family']}, {header['lists']} best-selling wholesale lists. Relative difference against "
         f"{MAX_CONTEXT} periods requested: median / worst over the lists.",
         "",
-        "| context periods | " + " | ".join(FIGURES) + " | sweep p50 ms | enough (tolerance "
-        f"{tolerance:.0%}) |",
+        "| context periods | " + " | ".join(FIGURES) + f" | sweep p50 ms | enough (tolerance {tolerance:.0%}) |",
         "|---" * (len(FIGURES) + 3) + "|",
     ]
     for row in rows:
