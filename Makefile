@@ -50,14 +50,30 @@ containerize: $(STAMP) ## bentoml containerize pricing:latest (BACKEND=docker|po
 image-test: $(STAMP) ## build the image with podman/buildah and run it as SageMaker and Lambda here; reports/image/
 	$(BIN)/python tests/image/run.py $(IMAGE_TEST_ARGS)
 
-bench: $(STAMP) ## sweep benchmark (naive vs project vs floor), cold start, web page; reports/bench/, reports/ui/
-	@$(BIN)/python -m pricing.registry >/dev/null || $(BIN)/python train.py --budget smoke
-	$(BIN)/python bench/sweep.py
-	$(BIN)/python bench/cold_start.py
+# make bench / make loadtest BENCH_DATA=<transactions file>: a model store of that file's own under build/stores/
+# (trained with the standard budget when empty) and reports under reports/<bench|loadtest>-<file name>/.
+# Without it: the current BENTOML_HOME (the smoke budget trained when empty) and reports/bench/, reports/loadtest/.
+ifdef BENCH_DATA
+BENCH_NAME := $(firstword $(subst ., ,$(notdir $(BENCH_DATA))))
+export BENTOML_HOME := $(abspath build/stores/$(BENCH_NAME))
+BENCH_TRAIN := $(BIN)/python train.py --data $(BENCH_DATA) --budget standard --data-dir build/stores/$(BENCH_NAME)/data \
+  --reports-dir reports/train-$(BENCH_NAME)
+BENCH_OUT := --out reports/bench-$(BENCH_NAME)
+LOADTEST_OUT := --reports-dir reports/loadtest-$(BENCH_NAME)
+else
+BENCH_TRAIN := $(BIN)/python train.py --budget smoke
+endif
+
+bench: $(STAMP) ## sweep, context and cold-start benchmarks, web page (BENCH_DATA=file: its own store); reports/bench/
+	@$(BIN)/python -m pricing.registry >/dev/null || $(BENCH_TRAIN)
+	$(BIN)/python bench/sweep.py $(BENCH_OUT)
+	$(BIN)/python bench/context.py $(BENCH_OUT)
+	$(BIN)/python bench/cold_start.py $(BENCH_OUT)
 	$(BIN)/python bench/ui_page.py
 
-loadtest: $(STAMP) ## Locust ramp-up load test (LOADTEST_HOST=url targets a running server); reports/loadtest/
-	$(BIN)/python loadtests/run.py $(LOADTEST_ARGS)
+loadtest: $(STAMP) ## Locust ramp-up load test (LOADTEST_HOST=url: a running server; BENCH_DATA=file); reports/loadtest/
+	@test -n "$$LOADTEST_HOST" || $(BIN)/python -m pricing.registry >/dev/null || $(BENCH_TRAIN)
+	$(BIN)/python loadtests/run.py $(LOADTEST_OUT) $(LOADTEST_ARGS)
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check .

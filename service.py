@@ -68,6 +68,8 @@ MODEL_ATTRIBUTES = ["primary" if rank == 0 else f"fallback_{rank}" for rank in r
 
 web = FastAPI(title="pricing routes outside BentoML's POST APIs")
 web.include_router(ui_router)  # the price-curve page at /ui (pricing/ui)
+# BentoML's defaults, which a service's own skip_paths replace.
+ACCESS_LOG_SKIPPED = ("/metrics", "/healthz", "/livez", "/readyz")
 # Rows per adaptive batch of packed sweep plans (1 + grid prices each): 50 of the largest grids.
 SWEEP_BATCH_ROWS = 50 * (1 + MAX_BINS)
 
@@ -101,6 +103,8 @@ def _http_config() -> dict[str, Any]:
     runner_connection={"max_requests": 2**31 - 1, "max_age": 1e9},
     http=_http_config(),
     metrics={"enabled": True},
+    # One access line per client request: the sweep's and /predict's hop to their own batching API is not one.
+    logging={"access": {"skip_paths": [*ACCESS_LOG_SKIPPED, "/sweep_batch", "/predict_batch"]}},
 )
 @bentoml.asgi_app(web, path="/")
 @declare_models

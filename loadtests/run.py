@@ -19,9 +19,9 @@ summary.json for this run, also printed to stdout.
 
 SLOs (thresholds are options):
     ramp    no failed requests; p95 of the hold phase (at full load, after the ramp) <= 150 ms;
-            peak RSS <= 800 MB (only when the service was started here)
+            peak RSS <= 700 MB (only when the service was started here)
     cached  no failed requests; peak RSS
-    knee    requests/s at the knee (last step with p95 <= --knee-p95-ms and no failures) >= 40; peak RSS
+    knee    requests/s at the knee (last step with p95 <= --knee-p95-ms and no failures) >= 60; peak RSS
 
 Exit status: 0 every SLO met, 1 an SLO missed, 2 the load test itself did not run properly.
 """
@@ -99,8 +99,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     slo = parser.add_argument_group("SLO thresholds")
     slo.add_argument("--slo-failures", type=int, default=0, help="most failed requests (ramp, cached)")
     slo.add_argument("--slo-p95-ms", type=float, default=150.0, help="highest p95 of the hold phase (ramp)")
-    slo.add_argument("--slo-rss-mb", type=float, default=800.0, help="highest peak RSS of the serve process tree")
-    slo.add_argument("--slo-knee-rps", type=float, default=40.0, help="lowest requests/s at the knee (knee)")
+    slo.add_argument("--slo-rss-mb", type=float, default=700.0, help="highest peak RSS of the serve process tree")
+    slo.add_argument("--slo-knee-rps", type=float, default=60.0, help="lowest requests/s at the knee (knee)")
     args = parser.parse_args(argv)
     if args.users < 1 or args.spawn_rate <= 0 or args.step_users < 1 or args.step_seconds <= 0:
         parser.error("--users, --spawn-rate, --step-users and --step-seconds must be positive")

@@ -7,7 +7,7 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 
-from pricing.models.base import PriceModel
+from pricing.models.base import SERIAL_ROWS, PriceModel
 
 MODEL_FILE = "model.txt"
 _ZERO = 1e-35
@@ -72,7 +72,7 @@ class LightGBMRegressor(PriceModel):
         self.n_trees_ = best
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
-        return self.booster_.predict(X, num_threads=self.n_jobs)
+        return self.booster_.predict(X, num_threads=1 if len(X) < SERIAL_ROWS else self.n_jobs)
 
     def _save_state(self, directory: Path) -> None:
         self.booster_.save_model(directory / MODEL_FILE)

@@ -5,50 +5,28 @@ standardised with the training rows' mean and standard deviation (a column that 
 its scale, so an unseen value cannot be divided by zero); gradients are clipped and a diverged epoch ends
 training with the best weights so far.
 
-Saved as a plain ``state_dict`` (``bentoml.pytorch`` is deprecated and its loader breaks under torch
-2.13), loaded with ``weights_only=True``.
+PyTorch trains it (``pricing.models.torch_network``, imported only then); serving runs the same network as
+numpy arrays (``network.npz``: standardisation, each hidden layer with its batch norm folded in, the head),
+so a server never imports PyTorch. The ``state_dict`` is stored next to them (``model.pt``, for PyTorch
+users; ``bentoml.pytorch`` is deprecated and its loader breaks under torch 2.13); a store written before the
+arrays existed is read from it with ``weights_only=True``.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
 
 from pricing.models.base import PriceModel
 
+if TYPE_CHECKING:
+    from pricing.models.torch_network import Architecture
+
 WEIGHTS_FILE = "model.pt"
-_PREDICT_CHUNK = 65_536
-_GRADIENT_CLIP = 5.0  # a rare huge gradient (an extreme period) must not throw the weights off
-
-
-def _trunk(width: int, hidden_layers: tuple[int, ...], dropout: float, batch_norm: bool) -> tuple[nn.Module, int]:
-    layers: list[nn.Module] = []
-    for units in hidden_layers:
-        layers.append(nn.Linear(width, units))
-        if batch_norm:
-            layers.append(nn.BatchNorm1d(units))
-        layers.append(nn.ReLU())
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        width = units
-    return nn.Sequential(*layers), width
-
-
-class _Network(nn.Module):
-    def __init__(self, n_features: int, hidden_layers: tuple[int, ...], dropout: float, batch_norm: bool) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(n_features))
-        self.register_buffer("scale", torch.ones(n_features))
-        self.trunk, width = _trunk(n_features, hidden_layers, dropout, batch_norm)
-        self.head = nn.Linear(width, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.trunk((x - self.mean) / self.scale)).squeeze(-1)
+ARRAYS_FILE = "network.npz"
 
 
 class TorchMLPRegressor(PriceModel):
@@ -90,84 +68,53 @@ class TorchMLPRegressor(PriceModel):
         finally:
             del self._on_epoch
 
-    def _build(self, n_features: int) -> _Network:
-        return _Network(n_features, tuple(self.hidden_layers), self.dropout, self.batch_norm)
+    def _architecture(self, n_features: int) -> Architecture:
+        from pricing.models.torch_network import Architecture
+
+        return Architecture(n_features, tuple(self.hidden_layers), self.dropout, self.batch_norm)
 
     def _fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None, y_val: np.ndarray | None) -> None:
-        torch.manual_seed(self.random_state)
-        generator = torch.Generator().manual_seed(self.random_state)
-        if X_val is None:  # hold out a random tenth for early stopping
-            perm = torch.randperm(len(X), generator=generator).numpy()
-            cut = max(1, len(X) // 10)
-            X, y, X_val, y_val = X[perm[cut:]], y[perm[cut:]], X[perm[:cut]], y[perm[:cut]]
-        net = self._build(X.shape[1])
-        std = X.std(axis=0)
-        net.mean.copy_(torch.from_numpy(X.mean(axis=0)))
-        net.scale.copy_(torch.from_numpy(np.where(std > 1e-6, std, 1.0).astype(np.float32)))
-        optimiser = self._make_optimiser(net)
-        loss_fn = nn.MSELoss()
-        xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.float32))
-        xv, yv = torch.from_numpy(X_val), torch.from_numpy(y_val.astype(np.float32))
+        from pricing.models import torch_network
 
-        best_loss, best_state, stale = float("inf"), copy.deepcopy(net.state_dict()), 0
-        self.epochs_run_ = self.best_epoch_ = 0
-        for epoch in range(self.max_epochs):
-            net.train()
-            for idx in torch.randperm(len(xt), generator=generator).split(self.batch_size):
-                if len(idx) < 2 and self.batch_norm:
-                    continue  # batch norm cannot train on a single row
-                optimiser.zero_grad()
-                loss = loss_fn(net(xt[idx]), yt[idx])
-                loss.backward()
-                nn.utils.clip_grad_norm_(net.parameters(), _GRADIENT_CLIP)
-                optimiser.step()
-            val_loss = float(loss_fn(_predict_tensor(net, xv), yv))
-            self.epochs_run_ = epoch + 1
-            if not np.isfinite(val_loss):  # diverged: keep the best weights so far and stop
-                break
-            if val_loss < best_loss - 1e-5:
-                best_loss, best_state, stale = val_loss, copy.deepcopy(net.state_dict()), 0
-                self.best_epoch_ = epoch + 1
-            else:
-                stale += 1
-            hook = getattr(self, "_on_epoch", None)
-            if hook is not None:
-                hook(epoch, val_loss)
-            if stale >= self.patience:
-                break
-        net.load_state_dict(best_state)
-        net.eval()
-        self.network_ = net
-        self.best_val_mse_ = best_loss
-
-    def _make_optimiser(self, net: nn.Module) -> torch.optim.Optimizer:
-        params = net.parameters()
-        if self.optimizer == "adamw":
-            return torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=self.weight_decay)
-        if self.optimizer == "adam":
-            return torch.optim.Adam(params, lr=self.learning_rate, weight_decay=self.weight_decay)
-        if self.optimizer == "sgd":
-            return torch.optim.SGD(
-                params, lr=self.learning_rate, momentum=0.9, nesterov=True, weight_decay=self.weight_decay
-            )
-        raise ValueError(f"optimizer must be 'adamw', 'adam' or 'sgd', got {self.optimizer!r}")
+        how = torch_network.Training(
+            self.optimizer, self.learning_rate, self.weight_decay, self.batch_size, self.max_epochs, self.patience,
+            self.random_state,
+        )  # fmt: skip
+        fitted = torch_network.train(
+            self._architecture(X.shape[1]), how, (X, y, X_val, y_val), getattr(self, "_on_epoch", None)
+        )
+        self.network_ = fitted.network
+        self.arrays_ = torch_network.export(fitted.network)
+        self.epochs_run_, self.best_epoch_, self.best_val_mse_ = (
+            fitted.epochs_run,
+            fitted.best_epoch,
+            fitted.best_val_mse,
+        )
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
-        # torch.from_numpy needs a writable buffer; arrays read from Parquet or caches may be read-only.
-        return _predict_tensor(self.network_, torch.from_numpy(np.require(X, requirements="W"))).numpy()
+        arrays = self.arrays_
+        h = (X - arrays["mean"]) / arrays["scale"]
+        layer = 0
+        while f"w{layer}" in arrays:
+            h = np.maximum(h @ arrays[f"w{layer}"].T + arrays[f"b{layer}"], 0.0)
+            layer += 1
+        return (h @ arrays["w_head"].T + arrays["b_head"])[:, 0]
 
     def _save_state(self, directory: Path) -> None:
-        torch.save(self.network_.state_dict(), directory / WEIGHTS_FILE)
+        np.savez(directory / ARRAYS_FILE, **self.arrays_)
+        if hasattr(self, "network_"):
+            from pricing.models import torch_network
+
+            torch_network.save_state(self.network_, directory / WEIGHTS_FILE)
 
     def _load_state(self, directory: Path) -> None:
-        state = torch.load(directory / WEIGHTS_FILE, weights_only=True, map_location="cpu")
-        net = self._build(state["mean"].shape[0])
-        net.load_state_dict(state)
-        net.eval()
-        self.network_ = net
+        if (directory / ARRAYS_FILE).exists():
+            with np.load(directory / ARRAYS_FILE) as stored:
+                self.arrays_ = {name: stored[name] for name in stored.files}
+            return
+        from pricing.models import torch_network  # a store from before the arrays: PyTorch reads it once
 
-
-def _predict_tensor(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    net.eval()
-    with torch.inference_mode():
-        return torch.cat([net(chunk) for chunk in x.split(_PREDICT_CHUNK)])
+        path = directory / WEIGHTS_FILE
+        self.arrays_ = torch_network.export(
+            torch_network.load_state(self._architecture(torch_network.state_features(path)), path)
+        )

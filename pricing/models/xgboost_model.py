@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import xgboost as xgb
 
-from pricing.models.base import PriceModel
+from pricing.models.base import SERIAL_ROWS, PriceModel
 
 MODEL_FILE = "model.ubj"
 
@@ -72,16 +72,20 @@ class XGBoostRegressor(PriceModel):
         )
         if stopping is not None:
             booster = booster[: booster.best_iteration + 1]
+        self._keep(booster)
+
+    def _keep(self, booster: xgb.Booster) -> None:
+        booster.set_param({"nthread": self.n_jobs})
         self.booster_ = booster
+        self.serial_booster_ = booster.copy()  # the same trees on one thread, for small predictions (SERIAL_ROWS)
+        self.serial_booster_.set_param({"nthread": 1})
         self.n_trees_ = booster.num_boosted_rounds()
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
-        return self.booster_.inplace_predict(X)
+        return (self.serial_booster_ if len(X) < SERIAL_ROWS else self.booster_).inplace_predict(X)
 
     def _save_state(self, directory: Path) -> None:
         self.booster_.save_model(directory / MODEL_FILE)
 
     def _load_state(self, directory: Path) -> None:
-        self.booster_ = xgb.Booster(model_file=str(directory / MODEL_FILE))
-        self.booster_.set_param({"nthread": self.n_jobs})
-        self.n_trees_ = self.booster_.num_boosted_rounds()
+        self._keep(xgb.Booster(model_file=str(directory / MODEL_FILE)))

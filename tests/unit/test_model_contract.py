@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import bentoml
@@ -126,3 +128,51 @@ def test_torch_keeps_an_unseen_value_of_a_column_constant_in_training_finite(dat
     pred = model.predict(X_val)
     assert np.isfinite(pred).all()
     assert np.abs(pred - y_val).max() < 10 * np.abs(y_val).max()
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_torch_serves_the_trained_network_as_arrays(data, batch_norm: bool) -> None:
+    # Serving runs the exported arrays with numpy (batch norm folded in): the same outputs as PyTorch's module.
+    import torch
+
+    from pricing.models import torch_network
+
+    X, y, X_val, _ = data
+    model = model_class("torch")(**{**FAST["torch"], "hidden_layers": [16, 8]}, batch_norm=batch_norm).fit(X, y)
+    expected = torch_network.predict(model.network_, torch.from_numpy(X_val)).numpy()
+    np.testing.assert_allclose(model.predict(X_val), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("family", "framework"), [("torch", "torch"), ("svr", "sklearn"), ("elasticnet", "sklearn")])
+def test_a_stored_model_predicts_without_importing_its_training_framework(family, framework, data, tmp_path) -> None:
+    X, y, X_val, _ = data
+    model = make(family).fit(X, y)
+    model.save(tmp_path / "m")
+    np.save(tmp_path / "x.npy", X_val)
+    np.save(tmp_path / "expected.npy", model.predict(X_val))
+    script = (
+        "import sys, numpy as np; from pathlib import Path; from pricing.models import model_class; "
+        f"d = Path({str(tmp_path)!r}); m = model_class({family!r}).load(d / 'm'); "
+        "np.testing.assert_array_equal(m.predict(np.load(d / 'x.npy')), np.load(d / 'expected.npy')); "
+        f"assert {framework!r} not in sys.modules, {framework!r} + ' was imported'"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("family", "arrays"), [("torch", "network.npz"), ("svr", "arrays.npz"), ("elasticnet", "arrays.npz")]
+)
+def test_a_store_written_before_the_arrays_is_still_read(family, arrays, data, tmp_path: Path) -> None:
+    X, y, X_val, _ = data
+    model = make(family).fit(X, y)
+    model.save(tmp_path / "m")
+    (tmp_path / "m" / arrays).unlink()
+    loaded = model_class(family).load(tmp_path / "m")
+    np.testing.assert_allclose(loaded.predict(X_val), model.predict(X_val), rtol=1e-6, atol=1e-6)
+
+
+def test_elasticnet_arrays_predict_as_the_pipeline(data) -> None:
+    X, y, X_val, _ = data
+    model = make("elasticnet").fit(X, y)
+    np.testing.assert_allclose(model.predict(X_val), model.pipeline_.predict(X_val), rtol=1e-6, atol=1e-6)
