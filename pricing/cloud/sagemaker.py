@@ -338,22 +338,20 @@ def _managed(sm: Any, arn: str) -> bool:
 
 
 def _delete_config(sm: Any, name: str, changes: Changes) -> None:
-    with aws_errors(f"delete the endpoint config {name}"):
-        try:
-            sm.delete_endpoint_config(EndpointConfigName=name)
-        except ClientError as exc:
-            if not is_not_found(exc):
-                raise
-            return
-    changes.record("deleted", f"SageMaker endpoint config {name}")
+    _delete(f"SageMaker endpoint config {name}", lambda: sm.delete_endpoint_config(EndpointConfigName=name), changes)
 
 
 def _delete_model(sm: Any, name: str, changes: Changes) -> None:
-    with aws_errors(f"delete the SageMaker model {name}"):
+    _delete(f"SageMaker model {name}", lambda: sm.delete_model(ModelName=name), changes)
+
+
+def _delete(what: str, delete: Callable[[], object], changes: Changes) -> None:
+    """Delete ``what``; one that is already gone is not a change."""
+    with aws_errors(f"delete the {what}"):
         try:
-            sm.delete_model(ModelName=name)
+            delete()
         except ClientError as exc:
             if not is_not_found(exc):
                 raise
             return
-    changes.record("deleted", f"SageMaker model {name}")
+    changes.record("deleted", what)
