@@ -324,13 +324,13 @@ class PricingEngine:
                 if result.shape != shape:
                     raise ValueError(f"returned shape {result.shape}, expected {shape}")
                 if not np.isfinite(result).all():
-                    self._fail(model, "non_finite", "returned non-finite predictions", failures)
+                    self._fail(model, "non_finite", "returned non-finite predictions", failures, only is None)
                     continue
             except TimeoutError:
-                self._fail(model, "timeout", f"exceeded its {self.time_budget_s:g} s budget", failures)
+                self._fail(model, "timeout", f"exceeded its {self.time_budget_s:g} s budget", failures, only is None)
                 continue
             except Exception as exc:  # a failing model is the reason fallbacks exist
-                self._fail(model, "error", f"{type(exc).__name__}: {exc}", failures)
+                self._fail(model, "error", f"{type(exc).__name__}: {exc}", failures, only is None)
                 continue
             return result, model, failures
         if only is not None:
@@ -346,9 +346,14 @@ class PricingEngine:
         return self._loaded.is_set()
 
     @staticmethod
-    def _fail(model: ServedModel, reason: str, detail: str, failures: list[tuple[str, str]]) -> None:
-        FALLBACKS.labels(model=model.tag.split(":")[0], reason=reason).inc()
-        log.warning("model %s %s; falling back", model.tag, detail)
+    def _fail(model: ServedModel, reason: str, detail: str, failures: list[tuple[str, str]], fallback: bool) -> None:
+        """Record a model's failure; ``fallback`` when the next model of the order will try (not for a model the
+        request named, which answers alone)."""
+        if fallback:
+            FALLBACKS.labels(model=model.tag.split(":")[0], reason=reason).inc()
+            log.warning("model %s %s; falling back", model.tag, detail)
+        else:
+            log.warning("model %s %s; it was named in the request, so no other model answers", model.tag, detail)
         failures.append((model.tag, detail))
 
 

@@ -139,9 +139,12 @@ def test_naming_the_primary_goes_through_the_supplied_primary_sweep(engine, code
 
 def test_a_failing_named_model_is_unavailable_rather_than_replaced(engine, code, monkeypatch) -> None:
     monkeypatch.setattr(engine.models[1].stored.estimator, "predict", lambda X: np.full(len(X), np.nan))
+    before = metric("pricing_fallbacks_total", model="pricing_lightgbm", reason="non_finite")
     with pytest.raises(ModelsUnavailableError) as info:
         asyncio.run(engine.sweep(SweepRequest(code, bins=10), model="pricing_lightgbm"))
     assert [tag for tag, _ in info.value.failures] == [engine.models[1].tag]
+    # Nothing fell back, so the fallback counter does not move.
+    assert metric("pricing_fallbacks_total", model="pricing_lightgbm", reason="non_finite") == before
 
 
 def test_a_model_outside_the_serving_order_is_a_bad_request(engine, code) -> None:
