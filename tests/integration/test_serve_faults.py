@@ -14,7 +14,6 @@ import uuid
 from pathlib import Path
 
 import httpx
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -91,10 +90,11 @@ def test_corrupt_primary_files_leave_the_fallback_serving(run, tmp_path) -> None
 def test_a_primary_predicting_nan_is_replaced_by_the_fallback(run, tmp_path) -> None:
     run_id, (primary, _) = run
     home = store_copy(tmp_path)
-    path = estimator_dir(home, primary) / "model.joblib"
-    pipeline = joblib.load(path)
-    pipeline[-1].coef_[:] = np.nan
-    joblib.dump(pipeline, path)
+    path = estimator_dir(home, primary) / "arrays.npz"  # what the served ElasticNet predicts from
+    with np.load(path) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    arrays["coef"][:] = np.nan
+    np.savez(path, **arrays)
     with bentoml_serve({"BENTOML_HOME": str(home), "PRICING_RUN_ID": run_id}, tmp_path / "serve.log") as url:
         assert_fallback_answered(url, primary)
         assert scrape(url, "pricing_fallbacks_total", model="pricing_elasticnet", reason="non_finite") >= 1
