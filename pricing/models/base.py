@@ -106,3 +106,31 @@ def _as_matrix(X: np.ndarray) -> np.ndarray:
     if X.ndim != 2:
         raise ValueError(f"X must be a 2-D array, got shape {X.shape}")
     return X
+
+
+class ArrayServedModel(PriceModel):
+    """A family whose predictions need only numpy arrays (``arrays_``, saved as ``arrays_file``), so serving
+    never imports the framework that trained it. The framework's own file is saved next to them for its users,
+    and a store written before the arrays existed is read through the framework once."""
+
+    arrays_file: ClassVar[str]
+    arrays_: dict[str, np.ndarray]
+
+    def _save_state(self, directory: Path) -> None:
+        np.savez(directory / self.arrays_file, **self.arrays_)
+        self._save_framework_state(directory)
+
+    def _load_state(self, directory: Path) -> None:
+        if (directory / self.arrays_file).exists():
+            with np.load(directory / self.arrays_file) as stored:
+                self.arrays_ = {name: stored[name] for name in stored.files}
+        else:
+            self.arrays_ = self._arrays_from_framework_state(directory)
+
+    @abstractmethod
+    def _save_framework_state(self, directory: Path) -> None:
+        """Save the framework's own model file, when this object was fitted here (not loaded from arrays)."""
+
+    @abstractmethod
+    def _arrays_from_framework_state(self, directory: Path) -> dict[str, np.ndarray]:
+        """The arrays of a store written before they were saved, read through the framework."""

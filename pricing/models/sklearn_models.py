@@ -14,20 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pricing.models.base import PriceModel
+from pricing.models.base import ArrayServedModel
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
 MODEL_FILE = "model.joblib"
-ARRAYS_FILE = "arrays.npz"
 _SVR_CHUNK = 4_096  # rows per kernel block: 4,096 x support vectors x 8 bytes stays around 100 MB
 
 
-class _SklearnPipelineModel(PriceModel):
-    """Shared persistence for families fitted as a scikit-learn Pipeline (a StandardScaler, then the model)."""
+class _SklearnPipelineModel(ArrayServedModel):
+    """Families fitted as a scikit-learn Pipeline (a StandardScaler, then the model), served from its arrays."""
 
-    arrays_: dict[str, np.ndarray]
+    arrays_file = "arrays.npz"
 
     def _fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray | None, y_val: np.ndarray | None) -> None:
         from sklearn.pipeline import make_pipeline
@@ -52,21 +51,16 @@ class _SklearnPipelineModel(PriceModel):
     def _standardise(self, X: np.ndarray) -> np.ndarray:
         return (X.astype(np.float64) - self.arrays_["mean"]) / self.arrays_["scale"]
 
-    def _save_state(self, directory: Path) -> None:
-        np.savez(directory / ARRAYS_FILE, **self.arrays_)
+    def _save_framework_state(self, directory: Path) -> None:
         if hasattr(self, "pipeline_"):
             import joblib
 
             joblib.dump(self.pipeline_, directory / MODEL_FILE)
 
-    def _load_state(self, directory: Path) -> None:
-        if (directory / ARRAYS_FILE).exists():
-            with np.load(directory / ARRAYS_FILE) as stored:
-                self.arrays_ = {name: stored[name] for name in stored.files}
-            return
-        import joblib  # a store from before the arrays: scikit-learn reads it once
+    def _arrays_from_framework_state(self, directory: Path) -> dict[str, np.ndarray]:
+        import joblib
 
-        self.arrays_ = self._export(joblib.load(directory / MODEL_FILE))
+        return self._export(joblib.load(directory / MODEL_FILE))
 
 
 class SVRRegressor(_SklearnPipelineModel):

@@ -20,19 +20,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pricing.models.base import PriceModel
+from pricing.models.base import ArrayServedModel
 
 if TYPE_CHECKING:
     from pricing.models.torch_network import Architecture
 
 WEIGHTS_FILE = "model.pt"
-ARRAYS_FILE = "network.npz"
 
 
-class TorchMLPRegressor(PriceModel):
+class TorchMLPRegressor(ArrayServedModel):
     """Multi-layer perceptron on standardised inputs, trained with mini-batches and early stopping."""
 
     family = "torch"
+    arrays_file = "network.npz"
 
     def __init__(
         self,
@@ -100,21 +100,13 @@ class TorchMLPRegressor(PriceModel):
             layer += 1
         return (h @ arrays["w_head"].T + arrays["b_head"])[:, 0]
 
-    def _save_state(self, directory: Path) -> None:
-        np.savez(directory / ARRAYS_FILE, **self.arrays_)
+    def _save_framework_state(self, directory: Path) -> None:
         if hasattr(self, "network_"):
             from pricing.models import torch_network
 
             torch_network.save_state(self.network_, directory / WEIGHTS_FILE)
 
-    def _load_state(self, directory: Path) -> None:
-        if (directory / ARRAYS_FILE).exists():
-            with np.load(directory / ARRAYS_FILE) as stored:
-                self.arrays_ = {name: stored[name] for name in stored.files}
-            return
-        from pricing.models import torch_network  # a store from before the arrays: PyTorch reads it once
+    def _arrays_from_framework_state(self, directory: Path) -> dict[str, np.ndarray]:
+        from pricing.models import torch_network
 
-        path = directory / WEIGHTS_FILE
-        self.arrays_ = torch_network.export(
-            torch_network.load_state(self._architecture(torch_network.state_features(path)), path)
-        )
+        return torch_network.export(torch_network.load_state(directory / WEIGHTS_FILE, self._architecture))

@@ -154,17 +154,14 @@ def save_state(net: nn.Module, path: Path) -> None:
     torch.save(net.state_dict(), path)
 
 
-def load_state(shape: Architecture, path: Path) -> Network:
-    """A network from a ``state_dict`` file (``weights_only``: no pickled code runs)."""
-    net = Network(shape)
-    net.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
+def load_state(path: Path, architecture: Callable[[int], Architecture]) -> Network:
+    """A network from a ``state_dict`` file (``weights_only``: no pickled code runs), its shape from
+    ``architecture(input width)``."""
+    state = torch.load(path, weights_only=True, map_location="cpu")
+    net = Network(architecture(int(state["mean"].shape[0])))
+    net.load_state_dict(state)
     net.eval()
     return net
-
-
-def state_features(path: Path) -> int:
-    """The input width of a stored ``state_dict``."""
-    return int(torch.load(path, weights_only=True, map_location="cpu")["mean"].shape[0])
 
 
 def export(net: Network) -> dict[str, np.ndarray]:
