@@ -64,11 +64,12 @@ else
 BENCH_TRAIN := $(BIN)/python train.py --budget smoke
 endif
 
-bench: $(STAMP) ## sweep, context and cold-start benchmarks, web page (BENCH_DATA=file: its own store); reports/bench/
+bench: $(STAMP) ## sweep, context, cold-start and HTTP benchmarks, web page (BENCH_DATA=file: its own store); reports/bench/
 	@$(BIN)/python -m pricing.registry >/dev/null || $(BENCH_TRAIN)
 	$(BIN)/python bench/sweep.py $(BENCH_OUT)
 	$(BIN)/python bench/context.py $(BENCH_OUT)
 	$(BIN)/python bench/cold_start.py $(BENCH_OUT)
+	$(BIN)/python bench/http_sweep.py $(BENCH_OUT)
 	$(BIN)/python bench/ui_page.py
 
 loadtest: $(STAMP) ## Locust ramp-up load test (LOADTEST_HOST=url: a running server; BENCH_DATA=file); reports/loadtest/

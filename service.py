@@ -3,19 +3,16 @@
 A thin adapter over ``pricing``: the serving order recorded by training decides which stored models are
 declared (``primary``, ``fallback_1``, ...), so ``bentoml build`` packs exactly those; requests are
 validated by ``pricing.api``, answered by ``pricing.serving.PricingEngine`` and cached by
-``pricing.cache``. The primary's model calls go through adaptive-batching APIs over numpy arrays, so
-concurrent requests share model calls: ``sweep_batch`` takes packed sweep plans (a price list's number and
-the list's response at each grid price, 101 rows of 4 numbers for a default sweep; the context periods stay
-cached in the process, ``pricing.sweep.Sweeper.pack``) and returns their curve statistics; ``predict_batch``
-takes model-matrix rows for ``/predict``. BentoML routes these calls through its in-process client, which
-sends JSON (the main service refuses pickle), so what crosses it is kept small: a default sweep's model
-matrix as JSON was 27 MB and 600-700 ms per call.
+``pricing.cache``. Concurrent requests share the primary's model calls through the engine's in-process
+adaptive batching (``pricing.batching``), not through BentoML batchable APIs: reaching those from the
+service itself cost a third of a sweep's CPU, and they were public routes.
 
     bentoml serve service:Pricing            # or: make serve
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Iterator
@@ -24,38 +21,31 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 import bentoml
-import numpy as np
 import pandas as pd
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from pricing.api import (
     PredictIn,
     PredictOut,
+    ProductIndex,
     SweepIn,
     SweepOut,
     csv_records,
+    encode,
     legacy_rows,
+    mark_cached,
     predict_out,
-    product_page,
     rows_frame,
     sweep_out,
 )
-from pricing.auth import APIKeyMiddleware, internal_call
+from pricing.auth import APIKeyMiddleware
 from pricing.cache import cache_key, make_cache
 from pricing.registry import serving_order
 from pricing.serving import ModelsUnavailableError, PricingEngine
 from pricing.settings import load_settings
-from pricing.sweep import (
-    DEFAULT_BINS,
-    MAX_BINS,
-    Sweeper,
-    SweepInputError,
-    SweepPlan,
-    SweepRequest,
-    UnknownProductError,
-)
+from pricing.sweep import DEFAULT_BINS, SweepInputError, SweepRequest, UnknownProductError
 from pricing.ui import router as ui_router
 
 log = logging.getLogger("pricing.service")
@@ -68,10 +58,6 @@ MODEL_ATTRIBUTES = ["primary" if rank == 0 else f"fallback_{rank}" for rank in r
 
 web = FastAPI(title="pricing routes outside BentoML's POST APIs")
 web.include_router(ui_router)  # the price-curve page at /ui (pricing/ui)
-# BentoML's defaults, which a service's own skip_paths replace.
-ACCESS_LOG_SKIPPED = ("/metrics", "/healthz", "/livez", "/readyz")
-# Rows per adaptive batch of packed sweep plans (1 + grid prices each): 50 of the largest grids.
-SWEEP_BATCH_ROWS = 50 * (1 + MAX_BINS)
 
 
 def declare_models(cls: type) -> type:
@@ -97,14 +83,8 @@ def _http_config() -> dict[str, Any]:
     name="pricing",
     workers=SETTINGS.workers,
     traffic={"timeout": 60},
-    # BentoML 1.4.39 replaces the session of its in-process client every 100 requests (and 300 s), closing
-    # the old one while calls on it are in flight: about 1 in 30 sweeps failed over to a fallback at 8
-    # concurrent clients ("Server disconnected"). Calls to our own ASGI app gain nothing from renewal.
-    runner_connection={"max_requests": 2**31 - 1, "max_age": 1e9},
     http=_http_config(),
     metrics={"enabled": True},
-    # One access line per client request: the sweep's and /predict's hop to their own batching API is not one.
-    logging={"access": {"skip_paths": [*ACCESS_LOG_SKIPPED, "/sweep_batch", "/predict_batch"]}},
 )
 @bentoml.asgi_app(web, path="/")
 @declare_models
@@ -138,22 +118,12 @@ class Pricing:
         """Release the cache's connections when the worker stops."""
         self.cache.close()
 
-    @bentoml.api(batchable=True, batch_dim=0, max_batch_size=SWEEP_BATCH_ROWS, max_latency_ms=2_000)
-    def sweep_batch(self, plans: np.ndarray) -> np.ndarray:
-        """Curve statistics of packed sweep plans, with the first loaded model (batched across requests)."""
-        return self.engine.predict_packed(plans)
-
-    @bentoml.api(batchable=True, batch_dim=0, max_batch_size=200_000, max_latency_ms=2_000)
-    def predict_batch(self, matrix: np.ndarray) -> np.ndarray:
-        """Predicted levels (log(1 + units) at the usual price) for model-matrix rows, with the first loaded
-        model (batched across requests)."""
-        return self.engine.models[0].stored.estimator.predict(matrix)
-
     @bentoml.api(route="/price_sweep", input_spec=SweepIn, output_spec=SweepOut)
-    async def price_sweep(self, **params: Any) -> SweepOut:
+    async def price_sweep(self, **params: Any) -> Response:
         """Demand and revenue over a grid of prices for one product, and the revenue-maximising price."""
         payload = SweepIn(**params)
-        return SweepOut.model_validate(await self._answer(payload.to_request(), payload.model))
+        # The body is built and encoded once (and cached as bytes); SweepOut documents it.
+        return _json(await self._answer(payload.to_request(), payload.model))
 
     @bentoml.api(route="/predict", input_spec=PredictIn, output_spec=PredictOut)
     async def predict(self, **params: Any) -> PredictOut:
@@ -161,30 +131,22 @@ class Pricing:
         sweeps do)."""
         return PredictOut.model_validate(await self._rows(PredictIn(**params)))
 
-    async def _sweep_batched(self, plan: SweepPlan) -> np.ndarray:
-        # Through the batching API, so concurrent sweeps share model calls; a call to ourselves needs no key.
-        with internal_call():
-            return Sweeper.unpack_stats(plan, await self.to_async.sweep_batch(self.engine.pack(plan)))
-
-    async def _predict_batched(self, matrix: np.ndarray) -> np.ndarray:
-        with internal_call():
-            return await self.to_async.predict_batch(matrix)
-
-    async def _answer(self, request: SweepRequest, model: str | None = None) -> dict[str, Any]:
+    async def _answer(self, request: SweepRequest, model: str | None = None) -> bytes:
+        """The sweep's JSON body, from the cache when it holds it."""
         key = cache_key(self.engine.serving_tags, asdict(request) | ({"model": model} if model else {}))
         cached = self.cache.get(key)
         if cached is not None:
-            return {**json.loads(cached), "cached": True}
+            return mark_cached(cached)
         with _http_errors():
-            answer = await self.engine.sweep(request, primary_sweep=self._sweep_batched, model=model)
-        body = sweep_out(answer, self.period)
-        self.cache.set(key, json.dumps(body).encode())
+            answer = await self.engine.sweep(request, model=model)
+        body = encode(sweep_out(answer, self.period))
+        self.cache.set(key, body)
         return body
 
     async def _rows(self, payload: PredictIn) -> dict[str, Any]:
         frame = rows_frame(payload.rows)
         with _http_errors():
-            answer = await self.engine.predict_rows(frame, primary_predict=self._predict_batched)
+            answer = await self.engine.predict_rows(frame)
         return predict_out(answer, self.period)
 
     # Routes that BentoML's POST-only, one-schema APIs cannot express live on the mounted FastAPI app;
@@ -201,7 +163,7 @@ class Pricing:
             if isinstance(payload, dict) and "rows" in payload:
                 return JSONResponse(await self._rows(PredictIn.model_validate(payload)))
             sweep = SweepIn.model_validate(payload)
-            return JSONResponse(await self._answer(sweep.to_request(), sweep.model))
+            return _json(await self._answer(sweep.to_request(), sweep.model))
         except ValidationError as exc:
             raise HTTPException(status_code=400, detail=_describe(exc)) from exc
         except (ValueError, pd.errors.ParserError) as exc:
@@ -234,7 +196,12 @@ class Pricing:
             body = await self._answer(request)
         except bentoml.exceptions.BentoMLException as exc:
             raise HTTPException(status_code=exc.error_code, detail=_legacy_names(str(exc))) from exc
-        return legacy_rows(body)
+        return legacy_rows(json.loads(body))
+
+    @functools.cached_property
+    def product_index(self) -> ProductIndex:
+        """The catalogue's products, listed once (the first /products request builds it)."""
+        return ProductIndex(self.engine.catalogue)
 
     @web.get("/products")
     def products(
@@ -247,7 +214,7 @@ class Pricing:
         prices, quantity tier, whether its response is identifiable) and the main one."""
         if not self.engine.ready:
             raise HTTPException(status_code=503, detail="no model loaded")
-        return product_page(self.engine.catalogue, q, offset, limit)
+        return self.product_index.page(q, offset, limit)
 
     @web.get("/model")
     def model(self) -> dict[str, Any]:
@@ -276,6 +243,10 @@ def _http_errors() -> Iterator[None]:
         raise bentoml.exceptions.NotFound(str(exc)) from exc
     except ModelsUnavailableError as exc:
         raise bentoml.exceptions.ServiceUnavailable(str(exc)) from exc
+
+
+def _json(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
 
 
 def _describe(error: ValidationError) -> str:

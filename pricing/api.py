@@ -14,6 +14,7 @@ import io
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -164,6 +165,22 @@ def sweep_out(answer: SweepAnswer, period: str) -> dict[str, Any]:
     }
 
 
+def encode(body: dict[str, Any]) -> bytes:
+    """A response body as compact JSON bytes (what the service sends and caches; NaN would be null)."""
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+_NOT_CACHED, _CACHED = b'"cached":false', b'"cached":true'
+
+
+def mark_cached(encoded: bytes) -> bytes:
+    """An ``encode``d sweep body as served from the cache: its top-level ``cached`` flag set. The first
+    occurrence is the flag: every key before it is ours, and a quote inside a string value is escaped."""
+    if _NOT_CACHED not in encoded:
+        raise ValueError("not an encoded sweep body")
+    return encoded.replace(_NOT_CACHED, _CACHED, 1)
+
+
 def legacy_rows(body: dict[str, Any]) -> list[dict[str, Any]]:
     """The original system's response: one object per grid price, each repeating the optimum."""
     optimal = body["optimal"]
@@ -257,27 +274,30 @@ def predict_out(answer: RowsAnswer, period: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def product_page(catalogue: pd.DataFrame, query: str, offset: int, limit: int) -> dict[str, Any]:
-    """A page of the products matching ``query`` (in the stock code or description), each with its lists."""
-    lists = catalogue.reset_index()
-    if query:
-        text = lists["StockCode"] + " " + lists["description"].fillna("").str.upper()
-        lists = lists[text.str.contains(query.upper(), regex=False)]
-    codes = lists.drop_duplicates("StockCode")["StockCode"]
-    page = codes.iloc[offset : offset + limit]
-    products = []
-    for code, rows in lists[lists["StockCode"].isin(page)].groupby("StockCode", sort=False):
-        main = rows.sort_values("default", ascending=False).iloc[0]
-        products.append(
-            {
+class ProductIndex:
+    """The catalogue as the products ``GET /products`` lists, built once: a page is then a text filter and a
+    slice (built per request from the catalogue, a page of 500 products took seconds on the real file)."""
+
+    def __init__(self, catalogue: pd.DataFrame) -> None:
+        self.products: list[dict[str, Any]] = []
+        self._text: list[str] = []
+        for code, rows in catalogue.reset_index().groupby("StockCode", sort=False):
+            main = rows.sort_values("default", ascending=False, kind="stable").iloc[0]
+            description = main["description"] if isinstance(main["description"], str) else None
+            self.products.append({
                 "stockcode": code,
-                "description": main["description"],
+                "description": description,
                 "main_segment": main["segment"],
                 "usual_price": float(main["usual_price"]),
                 "lists": [_list_summary(row) for row in rows.itertuples()],
-            }
-        )
-    return {"total": len(codes), "offset": offset, "limit": limit, "products": products}
+            })  # fmt: skip
+            self._text.append(f"{code} {(description or '').upper()}")
+
+    def page(self, query: str, offset: int, limit: int) -> dict[str, Any]:
+        """A page of the products whose stock code or description contains ``query`` (case-insensitive)."""
+        needle = query.upper()
+        matches = [p for p, text in zip(self.products, self._text, strict=True) if needle in text]
+        return {"total": len(matches), "offset": offset, "limit": limit, "products": matches[offset : offset + limit]}
 
 
 def _list_summary(row: Any) -> dict[str, Any]:

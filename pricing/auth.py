@@ -1,18 +1,12 @@
 """Optional API-key check for the service: an ASGI middleware in front of every route but health, docs and the
 web page's static files.
-
-The service also calls itself: BentoML routes its batching API through an in-process httpx client that
-awaits this same ASGI app in the caller's task. Such calls are marked with ``internal_call()``, a context
-variable no external request can set, and pass without a key.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -23,17 +17,6 @@ HEADER = "x-api-key"
 # the web page (/ui: static files, no data) load without it; the page then asks for the key and sends it.
 OPEN_PATHS = frozenset({"/ping", "/livez", "/healthz", "/readyz", "/metrics", "/", "/docs.json", "/schema.json", "/ui"})
 OPEN_PREFIXES = ("/static_content", "/ui/")
-_INTERNAL = ContextVar("pricing_internal_call", default=False)
-
-
-@contextmanager
-def internal_call() -> Iterator[None]:
-    """Mark the service's calls to itself (made in this task) as authorised."""
-    token = _INTERNAL.set(True)
-    try:
-        yield
-    finally:
-        _INTERNAL.reset(token)
 
 
 class APIKeyMiddleware:
@@ -47,7 +30,7 @@ class APIKeyMiddleware:
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]],
                        send: Callable[[Any], Awaitable[None]]) -> None:  # fmt: skip
-        if scope["type"] != "http" or _INTERNAL.get() or self._open(scope) or self._authorised(scope):
+        if scope["type"] != "http" or self._open(scope) or self._authorised(scope):
             await self.app(scope, receive, send)
             return
         body = json.dumps({"error": f"missing or wrong {HEADER} header"}).encode()

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TTL_SECONDS = 3600
 DEFAULT_MAX_BYTES = 32 * 2**20  # the in-process cache: about 2,700 default sweep answers
-KEY_PREFIX = "pricing:sweep:"
+KEY_PREFIX = "pricing:sweep:v2:"  # v2: answers stored as compact JSON bytes (pricing.api.encode)
 
 # What an unreachable or failing Redis raises. RedisClusterException is not a RedisError: the cluster client
 # raises it when no node answers (when it is built and when it refreshes its slot map).

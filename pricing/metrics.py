@@ -6,7 +6,7 @@ deprecated); BentoML serves them from its multi-process registry.
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 CACHE_LOOKUPS = Counter(
     name="pricing_cache_lookups_total",
@@ -22,4 +22,10 @@ FALLBACKS = Counter(
     name="pricing_fallbacks_total",
     documentation="Model calls that failed over to the next model in the serving order, by failed model and reason",
     labelnames=["model", "reason"],
+)
+BATCH_SIZE = Histogram(
+    name="pricing_batch_size",
+    documentation="Requests answered by one call of the primary model (pricing.batching), by kind of call",
+    labelnames=["kind"],
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64),
 )

@@ -18,10 +18,10 @@ answer says which model answered and why the ones before it did not. When every 
 give a demand cell, whose level the models predict and whose units are that level times the list's response
 at the price.
 
-The primary's call can be supplied by the caller (the BentoML service routes it through its
-adaptive-batching APIs); otherwise, and for fallbacks, models predict in a worker thread. A call that
-exceeds its budget is abandoned, not killed: Python cannot stop a running thread, so its result is
-discarded when it arrives.
+The primary's calls are batched across concurrent requests (``pricing.batching``: the context blocks of
+every sweep that arrived while the previous batch ran go to the model in one call); fallbacks, which answer
+only when the primary fails, predict per request. Both run in worker threads. A call that exceeds its budget
+is abandoned, not killed: Python cannot stop a running thread, so its result is discarded when it arrives.
 """
 
 from __future__ import annotations
@@ -39,17 +39,25 @@ import numpy as np
 import pandas as pd
 import pyarrow
 
+from pricing.batching import Batcher
 from pricing.features import KEYS, units_at_price
 from pricing.metrics import FALLBACKS
 from pricing.registry import StoredModel, load_model
-from pricing.sweep import STATS, Sweeper, SweepInputError, SweepPlan, SweepRequest, SweepResult, curve_stats
+from pricing.sweep import (
+    STATS,
+    Sweeper,
+    SweepInputError,
+    SweepPlan,
+    SweepRequest,
+    SweepResult,
+    curve_stats,
+    plans_stats,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIME_BUDGET_S = 5.0
 LOADING_WAIT_S = 30.0  # the longest a request waits for fallbacks still loading in the background
-AsyncPredict = Callable[[np.ndarray], Awaitable[np.ndarray]]  # model-matrix rows -> levels (target scale)
-AsyncSweep = Callable[[SweepPlan], Awaitable[np.ndarray]]  # plan -> its curve_stats
 
 
 class ModelsUnavailableError(RuntimeError):
@@ -144,6 +152,8 @@ class PricingEngine:
         self._sweeper = self.models[0].stored.sweeper() if self.models else None
         self._loaded = threading.Event()  # cleared while fallbacks load in the background
         self._loaded.set()
+        self._primary_sweeps = Batcher(self._primary_plans_stats, kind="sweep")
+        self._primary_rows = Batcher(self._primary_levels, kind="predict")
 
     @classmethod
     def load(
@@ -236,18 +246,15 @@ class PricingEngine:
             raise ModelsUnavailableError(self.load_errors)
         return self._sweeper
 
-    def pack(self, plan: SweepPlan) -> np.ndarray:
-        """A plan as a small array for a batching API (``Sweeper.pack``)."""
-        return self._sweeper_or_fail().pack(plan)
+    def _primary_plans_stats(self, plans: Sequence[SweepPlan]) -> list[np.ndarray]:
+        return plans_stats(self._first().stored.estimator.predict, plans)
 
-    def predict_packed(self, packed: np.ndarray) -> np.ndarray:
-        """Curve statistics of a batch of packed plans, with the first loaded model (``Sweeper.predict_packed``)."""
-        return self._sweeper_or_fail().predict_packed(self._first().stored.estimator.predict, packed)
+    def _primary_levels(self, matrices: Sequence[np.ndarray]) -> list[np.ndarray]:
+        levels = np.asarray(self._first().stored.estimator.predict(np.vstack(matrices)))
+        return np.split(levels, np.cumsum([len(m) for m in matrices])[:-1])
 
-    async def sweep(
-        self, request: SweepRequest, primary_sweep: AsyncSweep | None = None, model: str | None = None
-    ) -> SweepAnswer:
-        """Answer a sweep along the serving order; ``primary_sweep`` replaces the primary's own grid prediction.
+    async def sweep(self, request: SweepRequest, model: str | None = None) -> SweepAnswer:
+        """Answer a sweep along the serving order, the primary's model call batched with concurrent sweeps'.
 
         ``model`` (a model name of the serving order, e.g. ``pricing_xgboost``) makes that model alone answer,
         with no fallback: a comparison of the models' curves must not silently show another model's.
@@ -259,8 +266,9 @@ class PricingEngine:
         def stats(served: ServedModel) -> np.ndarray:
             return curve_stats(served.stored.estimator.predict(plan.context), plan.log_response)
 
-        primary = None if primary_sweep is None else lambda: primary_sweep(plan)
-        stats_, answered, failures = await self._along_order(stats, primary, (len(plan.prices), len(STATS)), only=model)
+        stats_, answered, failures = await self._along_order(
+            stats, lambda: self._primary_sweeps(plan), (len(plan.prices), len(STATS)), only=model
+        )
         return SweepAnswer(
             model=answered, failures=failures, result=Sweeper.summarise(plan, stats_), chosen=model is not None
         )
@@ -276,7 +284,7 @@ class PricingEngine:
             names = ", ".join(self.model_names)
             raise SweepInputError("model", f"{name!r} is not a model of the serving order ({names})")
 
-    async def predict_rows(self, rows: pd.DataFrame, primary_predict: AsyncPredict | None = None) -> RowsAnswer:
+    async def predict_rows(self, rows: pd.DataFrame) -> RowsAnswer:
         """Predicted units of each request (StockCode, segment or None for the product's main list, date,
         posted price) in the period its date falls in."""
         first = self._first()
@@ -287,9 +295,8 @@ class PricingEngine:
         ]
         cells = pipeline.cells_for(rows["StockCode"], np.array(segments), rows["date"], rows["posted_price"])
         matrix = pipeline.transform(cells)
-        primary = None if primary_predict is None else lambda: primary_predict(matrix)
         levels, model, failures = await self._along_order(
-            lambda m: m.stored.estimator.predict(matrix), primary, (len(matrix),)
+            lambda m: m.stored.estimator.predict(matrix), lambda: self._primary_rows(matrix), (len(matrix),)
         )
         units = units_at_price(levels, pipeline.log_response(cells))
         terms = pipeline.list_terms(cells["StockCode"].to_numpy(), cells["segment"].to_numpy())
@@ -300,13 +307,13 @@ class PricingEngine:
     async def _along_order(
         self,
         compute: Callable[[ServedModel], np.ndarray],
-        primary: Callable[[], Awaitable[np.ndarray]] | None,
+        primary: Callable[[], Awaitable[np.ndarray]],
         shape: tuple[int, ...],
         only: str | None = None,
     ) -> tuple[np.ndarray, ServedModel, list[tuple[str, str]]]:
         """The first valid result along the serving order, the model that made it, and the failures before it.
 
-        ``compute(model)`` runs in a worker thread; ``primary``, when given, replaces it for the primary.
+        ``compute(model)`` runs in a worker thread for a fallback; ``primary()`` answers for the primary.
         ``only`` (a model name) skips every other model.
         """
         failures: list[tuple[str, str]] = []
@@ -318,7 +325,7 @@ class PricingEngine:
             index += 1
             if only is not None and model.tag.split(":")[0] != only:
                 continue
-            call = primary if model is self.models[0] and primary is not None else _in_thread(compute, model)
+            call = primary if model is self.models[0] else _in_thread(compute, model)
             try:
                 result = np.asarray(await asyncio.wait_for(call(), timeout=self.time_budget_s), dtype=np.float64)
                 if result.shape != shape:

@@ -16,9 +16,8 @@ and says so (``response: "pooled"``).
 
 Work is done once where it can be: a list's context block is encoded once and cached; the model predicts
 one level per context period, whatever the grid, and the grid costs one ``D`` per price. ``Sweeper.plan``
-and the curve statistics are separate steps so that a server can route the prediction through its own
-batching: ``Sweeper.pack`` turns a plan into a small array (the list's place in the store, the context size
-and ``log D`` per grid price) and ``Sweeper.predict_packed`` answers a batch of them.
+and the curve statistics are separate steps so that a server can batch the prediction across requests:
+``plans_stats`` predicts the context blocks of many plans in one model call and splits the levels back.
 ``Sweeper.naive_sweep`` is the slow reference the benchmark and the tests compare against: a cross-joined
 DataFrame of periods and prices run through the whole preprocessing, one model row per (period, price).
 """
@@ -26,7 +25,7 @@ DataFrame of periods and prices run through the whole preprocessing, one model r
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -50,7 +49,6 @@ CONTEXT_FILE, CATALOGUE_FILE = "context.parquet", "catalogue.parquet"
 
 Predictor = Callable[[np.ndarray], np.ndarray]  # model-matrix rows -> level on the target scale
 STATS = ("median", "min", "max")  # curve statistics per grid price, the columns of curve_stats
-_HEADER, _PRICE_ROW = 0.0, 1.0  # row kinds of a packed plan
 
 
 class SweepInputError(ValueError):
@@ -85,8 +83,7 @@ class ContextStore:
         starts = np.flatnonzero(np.r_[True, changed]) if len(rows) else np.empty(0, dtype=np.int64)
         ends = np.r_[starts[1:], len(rows)]
         self._spans = {(codes[s], segments[s]): (int(s), int(e)) for s, e in zip(starts, ends, strict=True)}
-        self.lists = list(self._spans)  # a list's position here is its number in packed plans
-        self._positions = {key: i for i, key in enumerate(self.lists)}
+        self.lists = list(self._spans)
         products = catalogue.reset_index()
         self.default_segment = (
             products.sort_values("default", ascending=False)
@@ -136,12 +133,6 @@ class ContextStore:
         if (stockcode, segment) not in self._spans:
             raise UnknownProductError(stockcode, segment)
         return stockcode, segment
-
-    def position(self, key: tuple[str, str]) -> int:
-        """The list's number in this store (its place in ``lists``)."""
-        if key not in self._positions:
-            raise UnknownProductError(*key)
-        return self._positions[key]
 
     def list_rows(self, key: tuple[str, str], limit: int) -> pd.DataFrame:
         """The list's latest ``limit`` context periods, oldest first."""
@@ -297,6 +288,17 @@ def curve_stats(levels: np.ndarray, log_d: np.ndarray) -> np.ndarray:
     return np.exp(np.asarray(log_d, dtype=np.float64))[:, None] * level_stats[None, :]
 
 
+def plans_stats(predict: Predictor, plans: Sequence[SweepPlan]) -> list[np.ndarray]:
+    """The ``curve_stats`` of each plan, from one ``predict`` call over all their context blocks."""
+    levels = np.asarray(predict(np.vstack([plan.context for plan in plans])))
+    bounds = np.cumsum([len(plan.context) for plan in plans])
+    if levels.shape != (bounds[-1],):
+        raise ValueError(f"the model returned shape {levels.shape} for {bounds[-1]} context rows")
+    return [
+        curve_stats(block, plan.log_response) for block, plan in zip(np.split(levels, bounds[:-1]), plans, strict=True)
+    ]
+
+
 def result_from_stats(plan: SweepPlan, stats: np.ndarray) -> SweepResult:
     """The curve of a plan from its ``curve_stats``, with the optimum's interval."""
     result = SweepResult(
@@ -426,47 +428,6 @@ class Sweeper:
         """Run a whole sweep with this sweeper's model."""
         plan = self.plan(request)
         return self.summarise(plan, curve_stats(self.predict(plan.context), plan.log_response))
-
-    def pack(self, plan: SweepPlan) -> np.ndarray:
-        """A plan as rows of a float32 array that concatenates with other plans into a batch.
-
-        A header row ``[0, list position, context periods, grid prices]``, then one row ``[1, log D, 0, 0]`` per
-        grid price. The context block is not carried: ``predict_packed`` takes it from this sweeper's cache.
-        """
-        assert plan.terms is not None
-        bins = len(plan.prices)
-        packed = np.zeros((1 + bins, 4), dtype=np.float32)
-        position = self.store.position((plan.stockcode, plan.terms.segment))
-        packed[0] = (_HEADER, position, plan.context_rows, bins)
-        packed[1:, 0] = _PRICE_ROW
-        packed[1:, 1] = plan.log_response
-        return packed
-
-    def predict_packed(self, predict: Predictor, packed: np.ndarray) -> np.ndarray:
-        """The ``curve_stats`` of every plan in a concatenation of packed plans, with levels from ``predict``.
-
-        One float64 row per input row, so that a batch splits back per plan: a plan's first rows hold its
-        statistics, one row per grid price (``unpack_stats``), and its last row is zero.
-        """
-        out = np.zeros((len(packed), len(STATS)))
-        start = 0
-        while start < len(packed):
-            kind, position, n_ctx, bins = packed[start, :4]
-            if kind != _HEADER or not (0 <= position < len(self.store.lists)) or bins < 1 or n_ctx < 1:
-                raise ValueError(f"row {start}: not the header row of a packed sweep plan")
-            bins = int(bins)
-            rows = packed[start + 1 : start + 1 + bins]
-            if len(rows) != bins or np.any(rows[:, 0] != _PRICE_ROW):
-                raise ValueError(f"rows {start + 1}..{start + bins}: not the price rows of a packed sweep plan")
-            context = self._context_block(self.store.lists[int(position)], int(n_ctx))
-            out[start : start + bins] = curve_stats(predict(context), rows[:, 1])
-            start += 1 + bins
-        return out
-
-    @staticmethod
-    def unpack_stats(plan: SweepPlan, packed_stats: np.ndarray) -> np.ndarray:
-        """A plan's ``curve_stats`` from the rows ``predict_packed`` returned for it."""
-        return np.asarray(packed_stats, dtype=np.float64)[: len(plan.prices)]
 
     def naive_sweep(self, request: SweepRequest) -> SweepResult:
         """The reference implementation: cross-join periods with the grid, preprocess every row, group by price."""

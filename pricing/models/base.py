@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import inspect
 import json
+import sys
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -24,6 +27,25 @@ PARAMS_FILE = "params.json"
 # than waking a thread pool, and on a busy machine waiting for the second core dominates (measured on the real
 # file's store under load: XGBoost 52 rows p50 9.7 ms on two threads, 1.4 ms on one; LightGBM p95 8.2 -> 0.35 ms).
 SERIAL_ROWS = 20_000
+
+
+@contextmanager
+def without_scikit_learn() -> Iterator[None]:
+    """Import a tree library without its optional scikit-learn API (in a process that has not imported
+    scikit-learn yet). LightGBM and XGBoost import scikit-learn, when installed, only to offer estimator
+    classes; the families here train and predict through their native ``train`` and ``Booster``, so a server
+    need not pay for it: importing both libraries took 4.3-5.4 s with scikit-learn and 1.2 s without (a busy
+    machine, issue #11), and scikit-learn is ~50 MB of every worker. In such a process the libraries'
+    scikit-learn classes (``lightgbm.LGBMRegressor``, ``xgboost.XGBRegressor``) are unusable placeholders."""
+    if "sklearn" in sys.modules:
+        yield
+        return
+    sys.modules["sklearn"] = None  # type: ignore[assignment]  # "import sklearn" raises ImportError
+    try:
+        yield
+    finally:
+        if sys.modules.get("sklearn", False) is None:
+            del sys.modules["sklearn"]
 
 
 class PriceModel(ABC):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightgbm as lgb
 import numpy as np
 
-from pricing.models.base import SERIAL_ROWS, PriceModel
+from pricing.models.base import SERIAL_ROWS, PriceModel, without_scikit_learn
+
+with without_scikit_learn():
+    import lightgbm as lgb
 
 MODEL_FILE = "model.txt"
 _ZERO = 1e-35

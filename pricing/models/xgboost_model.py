@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import xgboost as xgb
 
-from pricing.models.base import SERIAL_ROWS, PriceModel
+from pricing.models.base import SERIAL_ROWS, PriceModel, without_scikit_learn
+
+with without_scikit_learn():
+    import xgboost as xgb
 
 MODEL_FILE = "model.ubj"
 

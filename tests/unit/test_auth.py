@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
-import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from pricing.auth import APIKeyMiddleware, internal_call
+from pricing.auth import APIKeyMiddleware
 
 
 def ok(request) -> PlainTextResponse:
@@ -60,20 +57,3 @@ def test_cors_preflight_is_not_blocked(client) -> None:
 def test_an_empty_key_is_a_configuration_error() -> None:
     with pytest.raises(ValueError, match="must not be empty"):
         APIKeyMiddleware(Starlette(), api_key="")
-
-
-def test_the_services_calls_to_itself_pass_without_a_key() -> None:
-    # BentoML's self-proxy awaits the app in the calling task, exactly like httpx's ASGI transport here.
-    app = Starlette(routes=[Route("/predict_batch", ok, methods=["POST"])])
-    app.add_middleware(APIKeyMiddleware, api_key="s3cret")
-
-    async def call(internal: bool) -> int:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://localhost:3000") as client:
-            if internal:
-                with internal_call():
-                    return (await client.post("/predict_batch")).status_code
-            return (await client.post("/predict_batch")).status_code
-
-    assert asyncio.run(call(internal=True)) == 200
-    assert asyncio.run(call(internal=False)) == 401

@@ -58,8 +58,8 @@ def accepted_connections(sock: socket.socket) -> int:
 def test_key_is_prefixed_sha256_and_stable() -> None:
     key = cache_key(MODELS, REQUEST)
 
-    assert key.startswith("pricing:sweep:")
-    digest = key.removeprefix("pricing:sweep:")
+    assert key.startswith("pricing:sweep:v2:")
+    digest = key.removeprefix("pricing:sweep:v2:")
     assert len(digest) == 64
     assert int(digest, 16) >= 0
     assert cache_key(list(MODELS), dict(REQUEST)) == key

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from pricing.features import FEATURES
 from pricing.models import model_class
 from pricing.registry import ESTIMATOR_DIR, load_model, save_model, serving_order
 from pricing.serving import ModelsUnavailableError, PricingEngine
-from pricing.sweep import Sweeper, SweepInputError, SweepPlan, SweepRequest, UnknownProductError
+from pricing.sweep import SweepInputError, SweepRequest, UnknownProductError
 from tests.support import metric
 
 
@@ -49,46 +50,44 @@ def test_primary_answers_when_healthy(engine, code) -> None:
     assert len(answer.result.prices) == 10
 
 
-def test_supplied_primary_sweep_is_used_and_packed_plans_round_trip(engine, code, tiny) -> None:
+def test_concurrent_sweeps_share_the_primarys_calls_and_answer_as_alone(engine, code, tiny, monkeypatch) -> None:
+    primary = engine.models[0].stored.estimator
+    requests = [SweepRequest(key[0], segment=key[1], bins=7 + i) for i, key in enumerate(tiny.context.lists[:12])]
+    alone = [asyncio.run(engine.sweep(request)) for request in requests]
     calls = []
+    predict = primary.predict
+    monkeypatch.setattr(primary, "predict", lambda X: calls.append(len(X)) or predict(X))
 
-    async def batched(plan: SweepPlan) -> np.ndarray:
-        # What the service does: pack the plan, batch it with another request's, split the answer back.
-        calls.append(plan.stockcode)
-        code, segment = tiny.context.lists[0]
-        other = engine.pack(engine.plan(SweepRequest(code, segment=segment, bins=3, context=7)))
-        packed = engine.pack(plan)
-        return Sweeper.unpack_stats(plan, engine.predict_packed(np.vstack([packed, other]))[: len(packed)])
+    async def together() -> list:
+        return await asyncio.gather(*(engine.sweep(request) for request in requests))
 
-    direct = asyncio.run(engine.sweep(SweepRequest(code, bins=10)))
-    routed = asyncio.run(engine.sweep(SweepRequest(code, bins=10), primary_sweep=batched))
-    assert calls == [code]
-    np.testing.assert_allclose(direct.result.quantity, routed.result.quantity, rtol=1e-12)
-    np.testing.assert_allclose(direct.result.quantity_max, routed.result.quantity_max, rtol=1e-12)
-
-
-def test_a_corrupt_packed_batch_is_refused(engine, code) -> None:
-    packed = engine.pack(engine.plan(SweepRequest(code, bins=4)))
-    with pytest.raises(ValueError, match="header row"):
-        engine.predict_packed(packed[1:])
+    for lone, shared in zip(alone, asyncio.run(together()), strict=True):
+        assert shared.model.role == "primary" and not shared.fallback_used
+        np.testing.assert_allclose(shared.result.quantity, lone.result.quantity, rtol=1e-12)
+        np.testing.assert_allclose(shared.result.quantity_min, lone.result.quantity_min, rtol=1e-12)
+        np.testing.assert_array_equal(shared.result.prices, lone.result.prices)
+    # Sweeps planned while the model was busy went to it in one call: fewer calls than sweeps, every row once.
+    assert 1 <= len(calls) < len(requests)
+    assert sum(calls) == sum(len(engine.plan(request).context) for request in requests)
 
 
 @pytest.mark.parametrize(
     ("fault", "reason"),
     [("raise", "error"), ("nan", "non_finite"), ("slow", "timeout"), ("wrong_shape", "error")],
 )
-def test_a_failing_primary_falls_back_and_says_so(engine, code, fault, reason) -> None:
-    async def broken(plan: SweepPlan) -> np.ndarray:
+def test_a_failing_primary_falls_back_and_says_so(engine, code, fault, reason, monkeypatch) -> None:
+    def broken(X: np.ndarray) -> np.ndarray:
         if fault == "raise":
             raise RuntimeError("weights went missing")
         if fault == "slow":
-            await asyncio.sleep(2.0)
+            time.sleep(2.0)
         if fault == "wrong_shape":
             return np.zeros(3)
-        return np.full((len(plan.prices), 3), np.nan)
+        return np.full(len(X), np.nan)
 
+    monkeypatch.setattr(engine.models[0].stored.estimator, "predict", broken)
     before = metric("pricing_fallbacks_total", model="pricing_elasticnet", reason=reason)
-    answer = asyncio.run(engine.sweep(SweepRequest(code, bins=10), primary_sweep=broken))
+    answer = asyncio.run(engine.sweep(SweepRequest(code, bins=10)))
     assert answer.fallback_used
     assert answer.model.role == "fallback-1" and answer.model.stored.family == "lightgbm"
     assert [tag for tag, _ in answer.failures] == [engine.models[0].tag]
@@ -114,27 +113,23 @@ def test_bad_requests_are_rejected_before_any_model_runs(engine, code, monkeypat
 
 
 def test_a_named_model_answers_alone_and_is_not_a_fallback(engine, code, monkeypatch) -> None:
-    async def primary_must_not_run(plan: SweepPlan) -> np.ndarray:
-        pytest.fail("the primary ran for a sweep that named the fallback")
-
-    answer = asyncio.run(
-        engine.sweep(SweepRequest(code, bins=10), primary_sweep=primary_must_not_run, model="pricing_lightgbm")
-    )
+    primary = engine.models[0].stored.estimator
+    calls = []
+    predict = primary.predict
+    monkeypatch.setattr(primary, "predict", lambda X: calls.append(len(X)) or predict(X))
+    answer = asyncio.run(engine.sweep(SweepRequest(code, bins=10), model="pricing_lightgbm"))
+    assert calls == [], "the primary ran for a sweep that named the fallback"
     assert answer.model.stored.family == "lightgbm" and answer.model.role == "fallback-1"
     assert answer.chosen and not answer.fallback_used and answer.failures == []
     by_default = asyncio.run(engine.sweep(SweepRequest(code, bins=10)))
     assert by_default.model.stored.family == "elasticnet" and not by_default.chosen
 
 
-def test_naming_the_primary_goes_through_the_supplied_primary_sweep(engine, code) -> None:
-    calls = []
-
-    async def batched(plan: SweepPlan) -> np.ndarray:
-        calls.append(plan.stockcode)
-        return Sweeper.unpack_stats(plan, engine.predict_packed(engine.pack(plan)))
-
-    answer = asyncio.run(engine.sweep(SweepRequest(code, bins=10), primary_sweep=batched, model="pricing_elasticnet"))
-    assert calls == [code] and answer.model.role == "primary" and not answer.fallback_used
+def test_naming_the_primary_goes_through_its_batched_call(engine, code) -> None:
+    before = metric("pricing_batch_size_count", kind="sweep")
+    answer = asyncio.run(engine.sweep(SweepRequest(code, bins=10), model="pricing_elasticnet"))
+    assert answer.model.role == "primary" and not answer.fallback_used
+    assert metric("pricing_batch_size_count", kind="sweep") == before + 1
 
 
 def test_a_failing_named_model_is_unavailable_rather_than_replaced(engine, code, monkeypatch) -> None:
@@ -166,11 +161,12 @@ def test_background_loading_is_ready_with_the_primary_and_waits_for_a_needed_fal
     assert engine.ready and engine.tags == [str(run[0].tag)]
     assert engine.loading == [str(run[1].tag)] and engine.serving_tags == [str(m.tag) for m in run]
 
-    async def broken(plan: SweepPlan) -> np.ndarray:
+    def broken(X: np.ndarray) -> np.ndarray:
         threading.Timer(0.2, release.set).start()  # the fallback finishes loading while the request waits
         raise RuntimeError("primary down")
 
-    answer = asyncio.run(engine.sweep(SweepRequest(code, bins=10), primary_sweep=broken))
+    monkeypatch.setattr(engine.models[0].stored.estimator, "predict", broken)
+    answer = asyncio.run(engine.sweep(SweepRequest(code, bins=10)))
     assert answer.model.role == "fallback-1" and engine.loading == []
 
 

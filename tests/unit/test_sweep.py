@@ -22,6 +22,7 @@ from pricing.sweep import (
     build_price_grid,
     curve_stats,
     optimum_interval,
+    plans_stats,
     result_from_stats,
 )
 
@@ -110,26 +111,24 @@ def test_context_block_is_encoded_once_per_list(tiny, key, monkeypatch) -> None:
     assert first.context_rows == second.context_rows
 
 
-def test_packed_plans_answer_like_the_plain_sweep(sweeper, tiny, key) -> None:
+def test_plans_predicted_together_answer_like_each_alone(sweeper, tiny, key) -> None:
     other = (tiny.context.lists[1][0], tiny.context.lists[1][1])
     plans = [
         sweeper.plan(SweepRequest(key[0], segment=key[1], bins=7)),
         sweeper.plan(SweepRequest(other[0], segment=other[1], bins=4, context=3)),
+        sweeper.plan(SweepRequest(key[0], segment=key[1], bins=2, context=1)),
     ]
-    stats = sweeper.predict_packed(level, np.vstack([sweeper.pack(p) for p in plans]))
-    start = 0
-    for plan in plans:
-        unpacked = Sweeper.unpack_stats(plan, stats[start:])
-        np.testing.assert_allclose(unpacked, curve_stats(level(plan.context), plan.log_response), rtol=1e-6)
-        start += 1 + len(plan.prices)
+    calls = []
+    together = plans_stats(lambda X: calls.append(len(X)) or level(X), plans)
+    assert calls == [sum(len(plan.context) for plan in plans)]
+    for plan, stats in zip(plans, together, strict=True):
+        np.testing.assert_allclose(stats, curve_stats(level(plan.context), plan.log_response), rtol=1e-12)
 
 
-def test_a_malformed_packed_batch_is_refused(sweeper) -> None:
-    with pytest.raises(ValueError, match="header row"):
-        sweeper.predict_packed(level, np.ones((3, 4), dtype=np.float32))
-    header_only = np.array([[0, 0, 5, 3]], dtype=np.float32)  # promises three price rows, has none
-    with pytest.raises(ValueError, match="price rows"):
-        sweeper.predict_packed(level, header_only)
+def test_a_model_answering_the_wrong_number_of_rows_is_refused(sweeper, key) -> None:
+    plans = [sweeper.plan(SweepRequest(key[0], segment=key[1], bins=3))] * 2
+    with pytest.raises(ValueError, match="returned shape"):
+        plans_stats(lambda X: level(X)[:-1], plans)
 
 
 @pytest.mark.parametrize(
