@@ -276,20 +276,26 @@ def predict_out(answer: RowsAnswer, period: str) -> dict[str, Any]:
 
 class ProductIndex:
     """The catalogue as the products ``GET /products`` lists, built once: a page is then a text filter and a
-    slice (built per request from the catalogue, a page of 500 products took seconds on the real file)."""
+    slice (built per request from the catalogue, a page of 500 products took 0.6-1.1 s on a smoke store)."""
 
     def __init__(self, catalogue: pd.DataFrame) -> None:
+        lists = catalogue.reset_index()
+        by_code: dict[str, list[dict[str, Any]]] = {}
+        for code, summary in zip(lists["StockCode"], _list_summaries(lists), strict=True):
+            by_code.setdefault(code, []).append(summary)
+        mains = lists.sort_values("default", ascending=False, kind="stable").drop_duplicates("StockCode")
+        main = {row.StockCode: row for row in mains.itertuples(index=False)}
         self.products: list[dict[str, Any]] = []
         self._text: list[str] = []
-        for code, rows in catalogue.reset_index().groupby("StockCode", sort=False):
-            main = rows.sort_values("default", ascending=False, kind="stable").iloc[0]
-            description = main["description"] if isinstance(main["description"], str) else None
+        for code, summaries in by_code.items():  # in catalogue order
+            row = main[code]
+            description = row.description if isinstance(row.description, str) else None
             self.products.append({
                 "stockcode": code,
                 "description": description,
-                "main_segment": main["segment"],
-                "usual_price": float(main["usual_price"]),
-                "lists": [_list_summary(row) for row in rows.itertuples()],
+                "main_segment": row.segment,
+                "usual_price": float(row.usual_price),
+                "lists": summaries,
             })  # fmt: skip
             self._text.append(f"{code} {(description or '').upper()}")
 
@@ -300,18 +306,19 @@ class ProductIndex:
         return {"total": len(matches), "offset": offset, "limit": limit, "products": matches[offset : offset + limit]}
 
 
-def _list_summary(row: Any) -> dict[str, Any]:
-    return {
-        "segment": row.segment,
-        "usual_price": float(row.usual_price),
-        "latest_price": float(row.latest_price),
-        "price_min": float(row.price_min),
-        "price_max": float(row.price_max),
-        "price_changes": int(row.price_changes),
-        "units_per_period": round(float(row.units_per_period), 3),
-        "identifiable": bool(row.identifiable),
-        "last_period": f"{row.last_period:%Y-%m-%d}",
+def _list_summaries(lists: pd.DataFrame) -> list[dict[str, Any]]:
+    columns = {
+        "segment": lists["segment"].astype(str).tolist(),
+        "usual_price": lists["usual_price"].astype(float).tolist(),
+        "latest_price": lists["latest_price"].astype(float).tolist(),
+        "price_min": lists["price_min"].astype(float).tolist(),
+        "price_max": lists["price_max"].astype(float).tolist(),
+        "price_changes": lists["price_changes"].astype(int).tolist(),
+        "units_per_period": lists["units_per_period"].astype(float).round(3).tolist(),
+        "identifiable": lists["identifiable"].astype(bool).tolist(),
+        "last_period": pd.to_datetime(lists["last_period"]).dt.strftime("%Y-%m-%d").tolist(),
     }
+    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 
 
 def csv_records(body: bytes) -> list[dict[str, Any]]:
