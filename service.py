@@ -18,10 +18,9 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import bentoml
-import pandas as pd
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
@@ -41,12 +40,13 @@ from pricing.api import (
     sweep_out,
 )
 from pricing.auth import APIKeyMiddleware
-from pricing.cache import cache_key, make_cache
+from pricing.limits import DEFAULT_BINS
 from pricing.registry import serving_order
-from pricing.serving import ModelsUnavailableError, PricingEngine
 from pricing.settings import load_settings
-from pricing.sweep import DEFAULT_BINS, SweepInputError, SweepRequest, UnknownProductError
 from pricing.ui import router as ui_router
+
+if TYPE_CHECKING:
+    from pricing.sweep import SweepRequest
 
 log = logging.getLogger("pricing.service")
 # BentoML configures only its own loggers; let ours (model loading, fallbacks, cache outages) through too.
@@ -92,6 +92,11 @@ class Pricing:
     """Price sweeps with fallback along the serving order, cached answers and SageMaker's contract."""
 
     def __init__(self) -> None:
+        # The serving core is imported here, in the worker: `bentoml serve`'s parent process imports this
+        # module only for its configuration and routes, and need not load pandas, pyarrow or Redis.
+        from pricing.cache import make_cache
+        from pricing.serving import PricingEngine
+
         # Ready as soon as the first model has loaded; fallbacks load in the background (see PricingEngine).
         self.engine = PricingEngine.load(
             [getattr(self, name) for name in MODEL_ATTRIBUTES], time_budget_s=SETTINGS.model_timeout_s, background=True
@@ -133,6 +138,8 @@ class Pricing:
 
     async def _answer(self, request: SweepRequest, model: str | None = None) -> bytes:
         """The sweep's JSON body, from the cache when it holds it."""
+        from pricing.cache import cache_key
+
         key = cache_key(self.engine.serving_tags, asdict(request) | ({"model": model} if model else {}))
         cached = self.cache.get(key)
         if cached is not None:
@@ -166,7 +173,7 @@ class Pricing:
             return _json(await self._answer(sweep.to_request(), sweep.model))
         except ValidationError as exc:
             raise HTTPException(status_code=400, detail=_describe(exc)) from exc
-        except (ValueError, pd.errors.ParserError) as exc:
+        except ValueError as exc:  # pandas' CSV ParserError is one too
             raise HTTPException(status_code=400, detail=f"body: not valid JSON or CSV ({exc})") from exc
         except bentoml.exceptions.BentoMLException as exc:
             raise HTTPException(status_code=exc.error_code, detail=str(exc)) from exc
@@ -235,6 +242,9 @@ if SETTINGS.api_key:
 @contextmanager
 def _http_errors() -> Iterator[None]:
     """Turn the core's errors into BentoML's HTTP errors: 400 bad input, 404 unknown product, 503 no model."""
+    from pricing.serving import ModelsUnavailableError
+    from pricing.sweep import SweepInputError, UnknownProductError
+
     try:
         yield
     except SweepInputError as exc:

@@ -6,20 +6,27 @@ curve per period, the optimum with its interval, and the price list it is for) a
 objects that clients of the original system read from ``/v1/predict-price`` (that shape is unchanged: none
 of the new fields). Demand predictions (``/predict``, and ``/invocations`` with rows as JSON or CSV) from a
 ``RowsAnswer``.
+
+Light to import (no pandas or serving core at import time): the `bentoml serve` parent process imports these
+schemas to build the routes and the OpenAPI document, and nothing else.
 """
 
 from __future__ import annotations
 
 import io
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pricing.serving import RowsAnswer, SweepAnswer
-from pricing.sweep import DEFAULT_BINS, DEFAULT_CONTEXT, MAX_BINS, MAX_CONTEXT, MIN_BINS, SweepRequest
+from pricing.limits import DEFAULT_BINS, DEFAULT_CONTEXT, MAX_BINS, MAX_CONTEXT, MIN_BINS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pricing.serving import RowsAnswer, SweepAnswer
+    from pricing.sweep import SweepRequest
 
 Segment = Literal["wholesale", "retail"]
 _SEGMENT = (
@@ -66,6 +73,8 @@ class SweepIn(BaseModel):
 
     def to_request(self) -> SweepRequest:
         """The core's request object (the stock code upper-cased, as the loader stores codes)."""
+        from pricing.sweep import SweepRequest
+
         return SweepRequest(
             self.stockcode.strip().upper(), self.price_min, self.price_max, self.bins, self.context, self.segment
         )
@@ -246,6 +255,8 @@ class PredictOut(BaseModel):
 def rows_frame(rows: list[DemandRow]) -> pd.DataFrame:
     """The rows as the engine reads them: StockCode, segment (None: main list), date (naive, as in training),
     posted_price."""
+    import pandas as pd
+
     dates = pd.to_datetime([r.invoice_date for r in rows], utc=True).tz_convert(None).astype("datetime64[ns]")
     return pd.DataFrame({
         "StockCode": [r.stockcode.strip().upper() for r in rows],
@@ -307,6 +318,8 @@ class ProductIndex:
 
 
 def _list_summaries(lists: pd.DataFrame) -> list[dict[str, Any]]:
+    import pandas as pd
+
     columns = {
         "segment": lists["segment"].astype(str).tolist(),
         "usual_price": lists["usual_price"].astype(float).tolist(),
@@ -323,5 +336,7 @@ def _list_summaries(lists: pd.DataFrame) -> list[dict[str, Any]]:
 
 def csv_records(body: bytes) -> list[dict[str, Any]]:
     """Rows of a CSV body with a header line, missing cells as None."""
+    import pandas as pd
+
     frame = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False, na_values=[""])
     return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")

@@ -35,11 +35,11 @@ from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 from redis.retry import Retry
 
+from pricing.limits import DEFAULT_TTL_SECONDS
 from pricing.metrics import CACHE_ERRORS, CACHE_LOOKUPS
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TTL_SECONDS = 3600
 DEFAULT_MAX_BYTES = 32 * 2**20  # the in-process cache: about 2,700 default sweep answers
 KEY_PREFIX = "pricing:sweep:v2:"  # v2: answers stored as compact JSON bytes (pricing.api.encode)
 

@@ -11,6 +11,9 @@ the training data, row counts and library versions; labels carry the family and 
 Loading shares what is identical: the models of one run carry byte-identical pipelines and context
 rows, so ``load_model`` with a ``shared`` dict keeps one copy of each in memory.
 
+``serving_order`` needs only BentoML: the service's parent process reads the serving order and nothing
+else, so the libraries that loading and saving need are imported there.
+
 The serving order is the ranking training recorded (by pricing quality: ``metadata["ranking"]`` says which
 criterion). Each model of a run records the ``run_id`` and its ``rank`` (0 = primary); ``serving_order``
 returns the latest run's models in that order.
@@ -25,14 +28,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bentoml
-import joblib
 
-from pricing.features import FeaturePipeline
-from pricing.models import PriceModel, model_class
-from pricing.sweep import CATALOGUE_FILE, CONTEXT_FILE, ContextStore, Sweeper
+if TYPE_CHECKING:
+    from pricing.features import FeaturePipeline
+    from pricing.models import PriceModel
+    from pricing.sweep import ContextStore, Sweeper
 
 MODEL_PREFIX = "pricing_"
 ESTIMATOR_DIR, PIPELINE_FILE = "estimator", "pipeline.joblib"
@@ -73,6 +76,8 @@ class StoredModel:
 
     def sweeper(self) -> Sweeper:
         """A price sweeper that predicts with this model."""
+        from pricing.sweep import Sweeper
+
         return Sweeper(self.pipeline, self.context, self.estimator.predict)
 
 
@@ -80,6 +85,8 @@ def save_model(
     estimator: PriceModel, pipeline: FeaturePipeline, context: ContextStore, *, rank: int, metadata: dict[str, Any]
 ) -> str:
     """Write one trained family into the model store; return its tag (``name:version``)."""
+    import joblib
+
     labels = {"family": estimator.family, "role": role_of(rank), "project": "pricing"}
     meta = {
         **metadata,
@@ -102,6 +109,11 @@ def load_model(model: bentoml.Model | str, shared: dict[str, Any] | None = None)
     ``shared``, when given, maps file digests to objects already loaded: a pipeline or context store whose
     files match one loaded before is reused instead of read again (pass the same dict for a run's models).
     """
+    import joblib
+
+    from pricing.models import model_class
+    from pricing.sweep import CATALOGUE_FILE, CONTEXT_FILE, ContextStore
+
     if isinstance(model, str):
         model = bentoml.models.get(model)
     directory = Path(model.path)

@@ -41,6 +41,7 @@ import pyarrow
 
 from pricing.batching import Batcher
 from pricing.features import KEYS, units_at_price
+from pricing.limits import DEFAULT_TIME_BUDGET_S
 from pricing.metrics import FALLBACKS
 from pricing.registry import StoredModel, load_model
 from pricing.sweep import (
@@ -56,7 +57,6 @@ from pricing.sweep import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIME_BUDGET_S = 5.0
 LOADING_WAIT_S = 30.0  # the longest a request waits for fallbacks still loading in the background
 
 

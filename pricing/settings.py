@@ -10,8 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pricing.cache import DEFAULT_TTL_SECONDS
-from pricing.serving import DEFAULT_TIME_BUDGET_S
+from pricing.limits import DEFAULT_TIME_BUDGET_S, DEFAULT_TTL_SECONDS
 
 
 class SettingsError(ValueError):

@@ -36,11 +36,9 @@ import pandas as pd
 
 from pricing.demand import SEGMENTS
 from pricing.features import KEYS, FeaturePipeline, from_target, units_at_price
+from pricing.limits import DEFAULT_BINS, DEFAULT_CONTEXT, MAX_BINS, MAX_CONTEXT, MIN_BINS
 from pricing.response import log_response
 
-DEFAULT_BINS = 100
-MIN_BINS, MAX_BINS = 2, 1_000
-DEFAULT_CONTEXT, MAX_CONTEXT = 52, 104  # periods: a year of weeks by default
 # The default grid spans at least this share of the usual price either side, and the observed posted range.
 DEFAULT_RANGE = (0.7, 1.45)
 INTERVAL_QUANTILE = 1.2816  # the 90th percentile of a standard normal: an 80% interval
