@@ -25,6 +25,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
+from pricing import route_metrics
 from pricing.api import (
     PredictIn,
     PredictOut,
@@ -237,6 +238,8 @@ class Pricing:
 
 if SETTINGS.api_key:
     Pricing.add_asgi_middleware(APIKeyMiddleware, api_key=SETTINGS.api_key)
+# BentoML labels its request metrics by raw path (a series per stock code asked for); label them by route.
+route_metrics.install(["/price_sweep", "/predict", "/invocations", "/ping", "/products", "/model", "/ui"])
 
 
 @contextmanager
