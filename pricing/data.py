@@ -303,10 +303,10 @@ def _check_last_line(path: Path, data: bytes, encoding: str, separator: str, col
     (A file cut inside its last field, after the last separator, cannot be told from a complete one.)"""
     if data.endswith((b"\n", b"\r")):
         return
-    last = data[data.rfind(b"\n") + 1 :].decode(encoding, errors="replace")
-    fields = next(csv.reader([last], delimiter=separator), [])
+    start = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+    fields = next(csv.reader([data[start:].decode(encoding, errors="replace")], delimiter=separator), [])
     if len(fields) < columns:
-        line = data.count(b"\n") + 1
+        line = len(data[:start].splitlines()) + 1
         raise DataError(
             f"{path} is cut short: its last line ({line:,}) ends after {len(fields)} of {columns} fields "
             "without a line end"
