@@ -130,9 +130,13 @@ def read_transactions(path: str | Path, date_format: str | None = None) -> pd.Da
     if not path.is_file():
         raise DataError(f"transactions file not found: {path}")
     frame = _READERS[suffix](path)
-    if frame.empty:
-        raise DataError(f"{path} holds no transactions: {_count(len(frame), 'row')} under its header")
-    return validate_transactions(frame, date_format=date_format)
+    try:
+        _select_columns(frame)  # a file of another schema is named as such, even when it has no rows
+        if frame.empty:
+            raise DataError("no transactions, only a header")
+        return validate_transactions(frame, date_format=date_format)
+    except DataError as error:
+        raise DataError(f"{path}: {error}") from error
 
 
 def validate_transactions(df: pd.DataFrame, date_format: str | None = None) -> pd.DataFrame:
@@ -269,16 +273,23 @@ def _read_zip_member(path: Path) -> bytes:
 
 
 def _decode(path: Path, data: bytes) -> tuple[bytes, str]:
-    """The bytes pandas should read and their encoding: UTF-8, UTF-16 with a byte-order mark, or Latin-1."""
+    """The bytes pandas should read and their encoding: UTF-8, UTF-16 or UTF-32 with a byte-order mark, or
+    Latin-1."""
     if not data or data.isspace():
         raise DataError(f"{path} is empty")
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
-    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            return data.decode("utf-16").encode("utf-8"), "utf-8"
-        except UnicodeDecodeError as error:
-            raise DataError(f"{path} is UTF-16 text that cannot be decoded at byte {error.start}") from error
+    else:
+        boms = {
+            "UTF-32": (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE),
+            "UTF-16": (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE),
+        }
+        for name, marks in boms.items():  # UTF-32 first: its little-endian mark starts like UTF-16's
+            if data.startswith(marks):
+                try:
+                    return data.decode(name).encode("utf-8"), "utf-8"
+                except UnicodeDecodeError as error:
+                    raise DataError(f"{path} is {name} text that cannot be decoded at byte {error.start}") from error
     for magic, what in _MAGIC.items():
         if data.startswith(magic):
             raise DataError(f"{path} is not CSV text: it is {what}")

@@ -81,7 +81,7 @@ def test_an_empty_binary_file_is_refused(tmp_path, suffix) -> None:
 
 
 def test_a_header_only_file_is_refused(tmp_path) -> None:
-    assert_refused(write(tmp_path / "t.csv", HEADER + "\n"), "holds no transactions: 0 rows under its header")
+    assert_refused(write(tmp_path / "t.csv", HEADER + "\n"), "t.csv: no transactions, only a header")
 
 
 def test_a_file_cut_in_the_middle_of_a_line_is_refused(tmp_path) -> None:
@@ -174,6 +174,14 @@ def test_a_file_of_another_schema_is_refused_naming_what_it_has(tmp_path) -> Non
     )
 
 
+def test_a_one_line_file_of_another_kind_is_named_as_another_schema_not_as_empty(tmp_path) -> None:
+    assert_refused(
+        write(tmp_path / "t.csv", "<html><head><title>404 Not Found</title></head></html>\n"),
+        "t.csv: missing required column(s)",
+        "found columns ['<html><head><title>404 Not Found</tit...']",  # long names shortened
+    )
+
+
 def test_a_row_with_extra_fields_is_refused_naming_its_line(tmp_path) -> None:
     lines = csv_text(weeks=1).splitlines()
     lines[3] += ",surplus"
@@ -203,10 +211,10 @@ def test_utf8_with_a_byte_order_mark_loads(tmp_path) -> None:
     assert loaded.columns[0] == "InvoiceNo" and len(loaded) == 90
 
 
-@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
 def test_utf16_with_a_byte_order_mark_loads_as_excel_unicode_text(tmp_path, encoding) -> None:
     text = csv_text(separator="\t").replace("United Kingdom", "Österreich")
-    data = text.encode(encoding) if encoding == "utf-16" else codecs.BOM_UTF16_BE + text.encode(encoding)
+    data = codecs.BOM_UTF16_BE + text.encode(encoding) if encoding == "utf-16-be" else text.encode(encoding)
     loaded = read_transactions(write(tmp_path / "t.csv", data))
     assert len(loaded) == 90 and set(loaded["Country"]) == {"Österreich"}
 
