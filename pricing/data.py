@@ -18,8 +18,8 @@ Customer ID) onto this schema. Anything that is not such a file raises `DataErro
 saying what is wrong, never another exception: an empty or header-only file, a compressed stream or a CSV
 cut short, binary data, another schema, unparseable values (the column is named and bad values shown).
 
-Text files are read as UTF-8 (with or without a byte-order mark), UTF-16 with a byte-order mark, or else
-Latin-1 (the widely shared "E-Commerce Data" copy of the UCI file is ISO-8859-1); the field separator is a
+Text files are read as UTF-8 (with or without a byte-order mark), UTF-16 or UTF-32 with a byte-order mark, or
+else Latin-1 (the widely shared "E-Commerce Data" copy of the UCI file is ISO-8859-1); the field separator is a
 comma unless the header line has none and has semicolons, tabs or bars instead.
 
 Dates: ISO dates (``2010-12-01 08:26:00``; a UTC offset is converted to UTC), native Excel or Parquet
