@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from pricing.config import TrainConfig
-from pricing.data import DataError, clean_transactions, read_transactions
+from pricing.data import CleaningReport, DataError, clean_transactions, read_transactions
 from pricing.demand import DemandData, build_demand
 from pricing.evaluate import (
     EVAL_CONTEXT,
@@ -331,10 +331,21 @@ def load_dataset(config: TrainConfig) -> Dataset:
         raw, truth, source = synthetic.transactions, synthetic.truth, f"synthetic (seed {config.seed}) in {out}"
     clean, report = clean_transactions(raw)
     log.info("%s", report.format())
+    check_enough_sales(clean, report)
+    return Dataset(clean=clean, source=source, cleaning=report.to_dict(), truth=truth)
+
+
+def check_enough_sales(clean: pd.DataFrame, report: CleaningReport) -> None:
+    """Raise DataError when cleaning left no sales, or none by a registered customer (the wholesale price lists
+    are read from registered customers' orders, ``pricing.demand``)."""
     if clean.empty:
         dropped = ", ".join(f"{rule} {count:,}" for rule, count in report.dropped.items() if count)
         raise DataError(f"no sales left to train on: cleaning dropped all {report.rows_in:,} rows ({dropped})")
-    return Dataset(clean=clean, source=source, cleaning=report.to_dict(), truth=truth)
+    if clean["CustomerID"].isna().all():
+        raise DataError(
+            f"no registered customers to train on: none of the {len(clean):,} sales has a CustomerID, and the "
+            "wholesale price lists are read from registered customers' orders"
+        )
 
 
 def check_enough_demand(demand: DemandData) -> None:

@@ -247,6 +247,10 @@ def train_config(tmp_path: Path, data: Path) -> TrainConfig:
             "no sales left to train on: cleaning dropped all 90 rows (cancellation 90)",
         ),
         (
+            csv_text().replace(",17850,", ",,"),
+            "no registered customers to train on: none of the 90 sales has a CustomerID",
+        ),
+        (
             csv_text(weeks=MIN_PERIODS - 1),
             f"too few weeks to train on: the sales fall in {MIN_PERIODS - 1} weeks (2011-01-03 to 2011-02-14); "
             f"at least {MIN_PERIODS} are needed",
@@ -261,7 +265,7 @@ def train_config(tmp_path: Path, data: Path) -> TrainConfig:
             "too few orders to train on: no price list averages 3 orders a week in the training weeks (the most: 2.0)",
         ),
     ],
-    ids=["all_cleaned_away", "too_few_weeks", "no_price_change", "too_few_orders"],
+    ids=["all_cleaned_away", "no_customer_ids", "too_few_weeks", "no_price_change", "too_few_orders"],
 )
 def test_data_too_small_to_train_on_is_refused_before_anything_is_written(tmp_path, text, message) -> None:
     stored = {str(m.tag) for m in bentoml.models.list()}
