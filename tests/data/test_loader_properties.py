@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pricing.data import COLUMNS, DataError, read_transactions, validate_transactions
+from pricing.data import COLUMNS, DataError, clean_transactions, read_transactions, validate_transactions
 
 PROPERTY = settings(
     max_examples=120,
@@ -203,3 +203,33 @@ def _slash(stamp: pd.Timestamp, day_first: bool, padded: bool) -> str:
     first, second = (stamp.day, stamp.month) if day_first else (stamp.month, stamp.day)
     width = 2 if padded else 1
     return f"{first:0{width}d}/{second:0{width}d}/{stamp.year} {stamp.hour:0{width}d}:{stamp.minute:02d}"
+
+
+def test_any_small_valid_transactions_pass_the_training_data_checks_or_give_a_data_error() -> None:
+    """Cleaning, the demand table and training's data checks on few lines of few products: a DataError saying what
+    is too small, never a traceback from deeper down (a file without any CustomerID once raised a TypeError)."""
+    from pricing.demand import build_demand
+    from pricing.training import check_enough_demand, check_enough_sales
+
+    line = st.tuples(
+        st.sampled_from(["536365", "536366", "C536367", "536368"]),
+        st.sampled_from(["85123A", "22423", "POST", "84029E"]),
+        st.integers(-5, 50),
+        st.datetimes(min_value=datetime(2010, 12, 1), max_value=datetime(2011, 12, 9)),
+        st.sampled_from([0.0, 1.25, 2.55, 2.95, 3.39, 12.75]),
+        st.sampled_from([17850.0, float("nan"), 13047.0]),
+    )
+
+    @settings(PROPERTY, max_examples=40)
+    @given(lines=st.lists(line, min_size=1, max_size=80), period=st.sampled_from(["W", "D"]))
+    def check(lines: list[tuple], period: str) -> None:
+        columns = ["InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID"]
+        raw = pd.DataFrame(lines, columns=columns).assign(Description="MUG", Country="United Kingdom")
+        clean, report = clean_transactions(raw)
+        try:
+            check_enough_sales(clean, report)
+            check_enough_demand(build_demand(clean, period=period))
+        except DataError as error:
+            assert "\n" not in str(error)
+
+    check()
