@@ -78,7 +78,9 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
 
 
 _HOST_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
-_ORIGIN = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://(?P<host>\[[^\]/]*\]|[^/:?#@\[\]]+)(:(?P<port>[0-9]{1,5}))?")
+_ORIGIN = re.compile(
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://(?P<host>\[[^\]/]*\]|[^/:?#@\[\]]+)(:(?P<port>[0-9]{1,5}))?"
+)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
