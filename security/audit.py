@@ -1,12 +1,12 @@
 """Audit the project's pinned dependencies for known vulnerabilities with pip-audit (``make audit``).
 
 The audited set is the project's own dependency closure, pinned at the versions installed in this
-environment (``pyproject.toml`` pins the direct dependencies; every transitive one is taken at the version
-``make install`` resolved; a local version label such as torch's ``+cpu`` is dropped, as advisories name
-public releases): with the ``dev`` extra by default, the runtime dependencies alone with ``--runtime``. It
-is written to ``reports/audit/requirements.txt`` and audited with ``pip-audit --no-deps --disable-pip
---strict``, so nothing is resolved again and a dependency the vulnerability service cannot look up fails the
-audit instead of being skipped.
+environment (``pyproject.toml`` pins the direct dependencies, and the installed ones must match those pins;
+every transitive one is taken at the version ``make install`` resolved; a local version label such as
+torch's ``+cpu`` is dropped, as advisories name public releases): with the ``dev`` extra by default, the
+runtime dependencies alone with ``--runtime``. It is written to ``reports/audit/requirements.txt`` and
+audited with ``pip-audit --no-deps --disable-pip --strict``, so nothing is resolved again and a dependency
+the vulnerability service cannot look up fails the audit instead of being skipped.
 
 A vulnerability service must answer first. pip-audit's default (``pypi``) reads each release's JSON
 (``/pypi/NAME/VERSION/json``); a package index that serves only the simple API or the project JSON answers
@@ -42,8 +42,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
+PYPROJECT = ROOT / "pyproject.toml"
 ACCEPTED = Path(__file__).resolve().parent / "accepted-vulnerabilities.toml"
-PROJECT = "pricing"
 PYPI_URL = "https://pypi.org/pypi"
 OSV_URL = "https://api.osv.dev/v1/query"
 SERVICES = ("pypi", "osv")
@@ -64,28 +64,49 @@ class Accepted:
     reason: str
 
 
-def pinned_closure(project: str = PROJECT, extras: Iterable[str] = ("dev",)) -> dict[str, str]:
-    """Every distribution ``project`` (with ``extras``) needs, directly or not, at its installed version
-    (canonical name -> version); the project itself is left out."""
+def project_requirements(pyproject: Path = PYPROJECT, extras: Iterable[str] = ("dev",)) -> list[Requirement]:
+    """The requirements ``pyproject.toml`` declares, with those of ``extras`` (and the extras they name)."""
+    project = tomllib.loads(pyproject.read_text())["project"]
+    name, optional = canonicalize_name(project["name"]), project.get("optional-dependencies", {})
+    requirements, pending, seen = [], list(extras), set()
+    for line in project["dependencies"]:
+        requirements.append(Requirement(line))
+    while pending:
+        extra = pending.pop()
+        if extra in seen:
+            continue
+        seen.add(extra)
+        for requirement in map(Requirement, optional.get(extra, [])):
+            if canonicalize_name(requirement.name) == name:  # "pricing[infra]": another extra of the project
+                pending.extend(requirement.extras)
+            else:
+                requirements.append(requirement)
+    return requirements
+
+
+def pinned_closure(pyproject: Path = PYPROJECT, extras: Iterable[str] = ("dev",)) -> dict[str, str]:
+    """Every distribution the project (with ``extras``) needs, directly or not, at its installed version
+    (canonical name -> public version); AuditError when a pin of ``pyproject.toml`` is not what is installed."""
     pinned: dict[str, str] = {}
-    pending: list[tuple[str, frozenset[str]]] = [(project, frozenset(extras))]
+    pending = [(r.name, frozenset(r.extras), r) for r in project_requirements(pyproject, extras)]
     seen: set[tuple[str, frozenset[str]]] = set()
     while pending:
-        name, wanted = pending.pop()
-        if (name, wanted) in seen:
+        name, wanted, declared = pending.pop()
+        if (canonicalize_name(name), wanted) in seen:
             continue
-        seen.add((name, wanted))
+        seen.add((canonicalize_name(name), wanted))
         try:
-            dist = metadata.distribution(name)
+            version = Version(metadata.version(name))
         except metadata.PackageNotFoundError:
             raise AuditError(f"{name} is required but not installed: run `make install` first") from None
-        if canonicalize_name(name) != canonicalize_name(project):
-            pinned[canonicalize_name(name)] = Version(dist.version).public
-        for line in dist.requires or []:
+        if declared is not None and not declared.specifier.contains(version, prereleases=True):
+            raise AuditError(f"pyproject.toml pins {declared} but {name} {version} is installed: run `make install`")
+        pinned[canonicalize_name(name)] = version.public
+        for line in metadata.requires(name) or []:
             requirement = Requirement(line)
             environments = [{"extra": extra} for extra in wanted] or [{"extra": ""}]
             if requirement.marker is None or any(requirement.marker.evaluate(env) for env in environments):
-                pending.append((requirement.name, frozenset(requirement.extras)))
+                pending.append((requirement.name, frozenset(requirement.extras), None))
     return dict(sorted(pinned.items()))
 
 
@@ -171,7 +192,7 @@ def run_pip_audit(service: str, requirements: Path, accepted: list[Accepted], re
 def audit(service: str, runtime_only: bool, out: Path, osv_url: str = OSV_URL, accepted_file: Path = ACCEPTED) -> int:
     """Audit the pinned closure; print the outcome and return the exit status."""
     accepted = load_accepted(accepted_file)
-    pinned = pinned_closure(extras=() if runtime_only else ("dev",))
+    pinned = pinned_closure(PYPROJECT, extras=() if runtime_only else ("dev",))
     out.mkdir(parents=True, exist_ok=True)
     requirements = out / "requirements.txt"
     requirements.write_text("".join(f"{name}=={version}\n" for name, version in pinned.items()))

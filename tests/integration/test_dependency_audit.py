@@ -11,6 +11,7 @@ protocol, which stands in for api.osv.dev the way moto stands in for AWS: real p
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -19,8 +20,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
-from security.audit import EXIT_CLEAN, EXIT_FINDINGS, EXIT_NOT_RUN, AuditError, load_accepted, pinned_closure
+from security.audit import (
+    EXIT_CLEAN,
+    EXIT_FINDINGS,
+    EXIT_NOT_RUN,
+    AuditError,
+    load_accepted,
+    pinned_closure,
+    project_requirements,
+)
 from tests.support import ROOT
 
 ADVISORY = {
@@ -73,10 +84,21 @@ def osv_stand_in() -> Iterator[dict]:
 
 def test_the_pinned_set_is_the_projects_dependency_closure() -> None:
     pinned = pinned_closure()
-    assert pinned["bentoml"] == "1.4.39" and pinned["pytest"] == "9.2.0"
-    assert pinned["torch"] == "2.13.0"  # the local CPU wheel's "+cpu" dropped: advisories name public releases
+    declared = project_requirements()
+    for requirement in declared:  # every pin of pyproject.toml, the dev and infra extras' too, at its version
+        (version,) = [spec.version for spec in requirement.specifier if spec.operator == "=="]
+        assert pinned[canonicalize_name(requirement.name)] == Version(version).public, requirement
+    assert {"cfn-lint", "pytest", "pip-audit"} <= {canonicalize_name(r.name) for r in declared}
     assert "starlette" in pinned and "pricing" not in pinned  # transitive ones in, the project itself out
-    assert "pytest" not in pinned_closure(extras=())
+    runtime = pinned_closure(extras=())
+    assert "bentoml" in runtime and "pytest" not in runtime
+
+
+def test_an_installed_version_that_differs_from_its_pin_stops_the_audit(tmp_path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "x"\ndependencies = ["pytest==0.0.1"]\n')
+    with pytest.raises(AuditError, match=re.escape("pins pytest==0.0.1 but pytest 9.2.0 is installed")):
+        pinned_closure(pyproject)
 
 
 def test_the_accepted_findings_file_is_valid_and_every_entry_has_a_reason(tmp_path) -> None:
