@@ -88,7 +88,7 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 	$(BIN)/ruff format .
 
 clean: ## remove generated data, reports and caches (not the model store)
-	rm -rf data reports .pytest_cache .ruff_cache
+	rm -rf data reports .pytest_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
 
 # ---------------------------------------------------------------------------------------------------
