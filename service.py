@@ -74,6 +74,7 @@ def _http_config() -> dict[str, Any]:
         config["cors"] = {
             "enabled": True,
             "access_control_allow_origins": list(SETTINGS.cors_origins),
+            "access_control_allow_credentials": False,  # the key goes in a header; never cookies cross-origin
             "access_control_allow_methods": ["GET", "POST", "OPTIONS"],
             "access_control_allow_headers": ["content-type", "x-api-key"],
         }

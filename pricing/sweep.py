@@ -324,13 +324,19 @@ def optimum_interval(result: SweepResult, terms: ListTerms) -> tuple[float, floa
 
     The tilt replaces the served slope by another in the list's log-response; a steeper slope moves the
     optimum down, a flatter one up. A slope at or above zero is no demand response: it is kept just below.
+    The tilted sales are compared on the log scale: far above the usual price the served demand underflows to
+    zero while the tilt overflows, and their product would be NaN, which ``argmax`` takes for the maximum.
     """
     ratio = result.prices / terms.usual_price
     served = log_response(ratio, terms.slope, terms.shape)
+    with np.errstate(divide="ignore"):
+        log_sales = np.log(result.sales)  # -inf where nothing sells
+    selling = result.sales > 0
     optima = []
     for z in (-INTERVAL_QUANTILE, INTERVAL_QUANTILE):
         slope = min(terms.slope + z * terms.slope_sd, -1e-3)
-        tilted = result.sales * np.exp(log_response(ratio, slope, terms.shape) - served)
+        with np.errstate(invalid="ignore", over="ignore"):
+            tilted = np.where(selling, log_sales + (log_response(ratio, slope, terms.shape) - served), -np.inf)
         optima.append(float(result.prices[int(np.argmax(tilted))]))
     return min(optima), max(optima)
 
