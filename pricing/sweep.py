@@ -50,6 +50,7 @@ CONTEXT_FILE, CATALOGUE_FILE = "context.parquet", "catalogue.parquet"
 # Catalogue columns a list's terms are read from (the tier's may be missing: no tier recognised).
 _TERM_COLUMNS = ("usual_price", "latest_price", "paid_ratio", "identifiable", "own_weight", "price_min", "price_max")
 _TIER_COLUMNS = ("tier_factor", "tier_min_quantity", "tier_unit_share")
+_PREPARE_CHUNK = 20_000  # context rows encoded at a time by Sweeper.prepare
 
 Predictor = Callable[[np.ndarray], np.ndarray]  # model-matrix rows -> level on the target scale
 STATS = ("median", "min", "max")  # curve statistics per grid price, the columns of curve_stats
@@ -373,7 +374,10 @@ class Sweeper:
         15-22 MB of float32). A server calls this once its models have loaded, in the background: until it
         returns, sweeps take the per-list path, and both give the same blocks and terms.
         """
-        encoded = self.pipeline.encode_context(self.store.rows)
+        rows = self.store.rows
+        # In chunks: one pass over the whole store left ~90 MB of pandas temporaries in the allocator.
+        chunks = [rows.iloc[i : i + _PREPARE_CHUNK] for i in range(0, max(len(rows), 1), _PREPARE_CHUNK)]
+        encoded = np.concatenate([self.pipeline.encode_context(chunk) for chunk in chunks])
         encoded.setflags(write=False)  # every sweep's block is a view of it
         catalogue = self.store.catalogue
         keys = [(str(code), str(segment)) for code, segment in catalogue.index]
