@@ -3,8 +3,9 @@
 ``field`` names the input the error is about in the client's own terms (``bins``, ``rows[3].UnitPrice``, the
 compatibility route's ``num_price_bins``), or is null when the error is about the request as a whole (a body
 that is not JSON, an unknown route, no model able to answer). The status says what kind of error it is: 400
-invalid input, 401 missing API key, 404 unknown product or route, 405 wrong method, 413 body too large, 422
-query parameters of the wrong type (FastAPI routes, as the original system answered), 503 no model can answer.
+invalid input, 401 missing API key, 404 unknown product or route, 405 wrong method, 413 body too large, 415 a
+form sent to a JSON route, 422 query parameters that are malformed, out of range or unknown (FastAPI routes, as
+the original system answered), 503 no model can answer (the reasons go to the server's log, not to the client).
 
 Errors reach a client by three paths, all ending in ``error_body``:
 
@@ -36,6 +37,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = logging.getLogger("pricing.errors")
 
 MAX_MESSAGE_CHARS = 500  # a client reads one sentence or a few, not a dump
 _FOREIGN_BODY_LIMIT = 64 * 1024  # an error body larger than this is not parsed, only replaced
@@ -154,7 +157,9 @@ def domain_errors(rename: Mapping[str, str] | None = None) -> Iterator[None]:
     except UnknownProductError as exc:
         raise ApiError(404, str(exc), "stockcode") from exc
     except ModelsUnavailableError as exc:
-        raise ApiError(503, str(exc)) from exc
+        # The reasons (exception texts) stay in the server's log; the client learns that no model answered.
+        log.error("%s", exc)
+        raise ApiError(503, "no model could answer this request; GET /model lists the models that are loaded") from exc
 
 
 def answers_errors(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
