@@ -135,6 +135,24 @@ def test_sweep_inputs_are_documented_with_their_bounds_and_the_models_by_name(do
     assert properties["model"]["enum"] == [*names, None]
 
 
+def test_with_an_api_key_the_document_says_which_routes_need_it(client) -> None:
+    import service
+    from pricing.auth import OPEN_PATHS
+    from pricing.openapi import contract_document
+
+    document = contract_document(service.Pricing.openapi_spec.asdict(), open_paths=OPEN_PATHS)
+    validate(document)
+    assert document["components"]["securitySchemes"]["ApiKey"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+    }
+    sweep = document["paths"]["/price_sweep"]["post"]
+    assert sweep["security"] == [{"ApiKey": []}] and "401" in sweep["responses"]
+    ping = document["paths"]["/ping"]["get"]
+    assert "security" not in ping and "401" not in ping["responses"]
+
+
 # ---------------------------------------------------------------------------------------------------
 # One error body
 
