@@ -260,8 +260,8 @@ def _conforming(scope: Scope, status: int, body: bytes, size: int) -> bytes:
         return error_body(status, error.message, error.field)
     if (status == 404 and parsed is None) or status == 405:
         return error_body(status, _route_message(status, scope.get("method", ""), scope.get("path", "")))
-    if status >= 500:  # the server log has it; the client gets no internals
-        return error_body(status, _GENERIC.get(status, "server error"))
+    if status == 500:  # the server log has it; the client gets no internals
+        return error_body(500, _GENERIC[500])
     return error_body(status, _message_of(parsed, body) if size <= _FOREIGN_BODY_LIMIT else "")
 
 

@@ -23,6 +23,12 @@ from pricing.api import LegacyPoint, PredictIn, PredictOut, SweepIn, SweepOut
 from pricing.errors import ErrorBody
 
 REF = "#/components/schemas/{model}"
+DESCRIPTION = (
+    "Price optimisation: for a product, predicted demand and revenue over a grid of posted prices and the "
+    "revenue-maximising price (POST /price_sweep), demand at given prices and dates (POST /predict), SageMaker's "
+    "contract (GET /ping, POST /invocations) and the original system's route (GET /v1/predict-price/{stockcode}). "
+    'Every error answers {"error": {"status", "field", "message"}}, field naming the input as the client wrote it.'
+)
 OPEN_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 ERRORS = {
@@ -114,8 +120,9 @@ def contract_document(
     when the service requires an API key, the paths that do not (``pricing.auth``); None when it requires none.
     """
     document = copy.deepcopy(dict(spec))
-    document["info"] = {**document.get("info", {}), "title": "pricing", "description": __doc__.split("\n\n")[0]}
-    document["info"].pop("contact", None)
+    version = document.get("info", {}).get("version")
+    document["info"] = {"title": "pricing", "version": version if version not in (None, "None") else "dev",
+                        "description": DESCRIPTION}  # fmt: skip
     schemas = _component_schemas(list(model_names))
     document["components"] = {"schemas": schemas}
     if open_paths is not None:

@@ -1,42 +1,16 @@
-"""The service's HTTP contract, in process (``Pricing.to_asgi()`` + TestClient) on the smoke-trained models."""
+"""The service's HTTP contract, in process (``Pricing.to_asgi()`` + TestClient, conftest.py) on the smoke-trained
+models."""
 
 from __future__ import annotations
 
-import importlib
-import os
 import time
-from collections.abc import Iterator
 
 import pytest
-from starlette.testclient import TestClient
 
 LEGACY_FIELDS = {
     "stockcode", "unit_price", "quantity", "quantity_min", "quantity_max", "predicted_sales",
     "optimal_unit_price", "max_predicted_sales",
 }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def service(smoke_run):
-    """The service module, serving the smoke run with the in-process cache."""
-    saved = {k: os.environ.get(k) for k in ("PRICING_RUN_ID", "PRICING_REDIS_URL", "REDIS_URL")}
-    os.environ["PRICING_RUN_ID"] = smoke_run.record["run_id"]
-    os.environ.pop("PRICING_REDIS_URL", None)
-    os.environ.pop("REDIS_URL", None)
-    try:
-        yield importlib.import_module("service")
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@pytest.fixture(scope="module")
-def client(service) -> Iterator[TestClient]:
-    with TestClient(service.Pricing.to_asgi()) as test_client:
-        yield test_client
 
 
 def test_declared_models_are_the_serving_order_training_recorded(service, smoke_run) -> None:
