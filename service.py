@@ -50,7 +50,7 @@ from pricing.errors import (
     from_pydantic,
 )
 from pricing.errors import install_handlers as install_error_handlers
-from pricing.limits import DEFAULT_BINS, MAX_BINS, MIN_BINS, BodyLimitMiddleware, JSONBodyMiddleware
+from pricing.limits import DEFAULT_BINS, MAX_BINS, MAX_PRICE, MIN_BINS, BodyLimitMiddleware, JSONBodyMiddleware
 from pricing.openapi import contract_document
 from pricing.registry import serving_order
 from pricing.settings import load_settings
@@ -76,7 +76,7 @@ install_error_handlers(web)
 LEGACY_NAMES = {"price_min": "unitprice_min", "price_max": "unitprice_max", "bins": "num_price_bins"}
 # Its parameters' bounds are documented here and checked by SweepIn, so that breaking one stays a 400 (as in the
 # original system); FastAPI's checks would answer 422.
-_PRICE = {"exclusiveMinimum": 0}
+_PRICE = {"exclusiveMinimum": 0, "maximum": MAX_PRICE}
 _BINS = {"minimum": MIN_BINS, "maximum": MAX_BINS}
 
 

@@ -24,7 +24,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from starlette.requests import Request
 
-from pricing.limits import DEFAULT_BINS, DEFAULT_CONTEXT, MAX_BINS, MAX_CONTEXT, MIN_BINS
+from pricing.limits import DEFAULT_BINS, DEFAULT_CONTEXT, MAX_BINS, MAX_CONTEXT, MAX_PRICE, MIN_BINS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,12 +49,12 @@ class SweepIn(BaseModel):
     )
     segment: Segment | None = Field(None, description=_SEGMENT, examples=["wholesale"])
     price_min: float | None = Field(
-        None, gt=0, allow_inf_nan=False, examples=[2.0],
+        None, gt=0, le=MAX_PRICE, allow_inf_nan=False, examples=[2.0],
         description="Lowest posted price of the grid (default: the lower of the lowest posted price and 0.7x the "
         "usual one)",
     )  # fmt: skip
     price_max: float | None = Field(
-        None, gt=0, allow_inf_nan=False, examples=[3.5],
+        None, gt=0, le=MAX_PRICE, allow_inf_nan=False, examples=[3.5],
         description="Highest posted price of the grid, above price_min (default: the higher of the highest posted "
         "price and 1.45x the usual one)",
     )  # fmt: skip
@@ -235,7 +235,7 @@ class DemandRow(BaseModel):
 
     stockcode: str = Field(alias="StockCode", min_length=1, max_length=32, examples=["85123A"])
     unit_price: float = Field(
-        alias="UnitPrice", gt=0, allow_inf_nan=False, examples=[2.95], description="Posted (list) price"
+        alias="UnitPrice", gt=0, le=MAX_PRICE, allow_inf_nan=False, examples=[2.95], description="Posted (list) price"
     )
     invoice_date: datetime = Field(
         alias="InvoiceDate", examples=["2011-12-01T10:00:00"],

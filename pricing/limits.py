@@ -16,6 +16,7 @@ from typing import Any
 DEFAULT_BINS = 100
 MIN_BINS, MAX_BINS = 2, 1_000
 DEFAULT_CONTEXT, MAX_CONTEXT = 52, 104  # periods: a year of weeks by default
+MAX_PRICE = 1_000_000.0  # GBP: no posted price is near it, and price x quantity stays a finite float
 DEFAULT_TTL_SECONDS = 3600  # cached sweep answers
 DEFAULT_TIME_BUDGET_S = 5.0  # one model call, before the next model of the serving order answers
 # The largest legitimate body, 10,000 /predict rows with every UCI column, is about 2 MB of JSON.

@@ -255,11 +255,19 @@ def test_csv_bodies_with_wrong_shapes_name_the_line(client, csv, field, words) -
         # a number beyond a double: infinity to BentoML's parser, not JSON to /invocations' (orjson)
         ('{"stockcode": "85123A", "price_max": 1e400}', "price_max", None),
         ('{"stockcode": "' + "8" * 100_000 + '"}', "stockcode", "stockcode"),
+        ('{"stockcode": "85123A", "price_min": 1e308}', "price_min", "price_min"),
     ],
 )
 def test_huge_values_are_refused_naming_the_field(client, body, field, invocations_field) -> None:
     assert_error(client.post("/price_sweep", content=body, headers=JSON), 400, field)
     assert_error(client.post("/invocations", content=body, headers=JSON), 400, invocations_field)
+
+
+def test_prices_beyond_the_documented_maximum_are_refused(client) -> None:
+    rows = {"rows": [{"StockCode": "85123A", "UnitPrice": 1e300, "InvoiceDate": "2011-12-01T10:00:00"}]}
+    for path in ("/predict", "/invocations"):
+        assert_error(client.post(path, json=rows), 400, "rows[0].UnitPrice")
+    assert_error(client.get("/v1/predict-price/85123A", params={"unitprice_max": 2e6}), 400, "unitprice_max")
 
 
 def test_a_very_long_stock_code_on_the_compatibility_route_is_refused(client) -> None:
