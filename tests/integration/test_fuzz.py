@@ -5,7 +5,7 @@ has none of), every check, a fixed seed. No 5xx, every status and body as the do
 ``make test`` runs a short pass (test_schemathesis_finds_nothing, about half a minute); ``make fuzz`` the same
 with more examples, against the current model store, reports under reports/fuzz/:
 
-    python -m tests.integration.test_fuzz --max-examples 300 --reports-dir reports/fuzz
+    python -m tests.integration.test_fuzz --max-examples 500 --reports-dir reports/fuzz
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 SEED = 20261203
 TEST_EXAMPLES = 25  # per operation and phase: about 600 requests, 30 s on a quiet 2-core machine
-FUZZ_EXAMPLES = 300
+FUZZ_EXAMPLES = 500
 RUN_TIMEOUT_S = 3600
 
 
