@@ -65,7 +65,9 @@ class ErrorDetail(BaseModel):
         "num_price_bins); null when it is about the request as a whole",
         examples=["bins"],
     )
-    message: str = Field(description="What is wrong, in words", examples=["bins: must be at most 1000"])
+    message: str = Field(
+        description="What is wrong, in words", examples=["bins: Input should be less than or equal to 1000"]
+    )
 
 
 class ErrorBody(BaseModel):
