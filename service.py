@@ -23,6 +23,7 @@ from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
+from pricing import route_metrics
 from pricing.api import (
     LegacyPoint,
     PredictIn,
@@ -93,6 +94,7 @@ def _http_config() -> dict[str, Any]:
         config["cors"] = {
             "enabled": True,
             "access_control_allow_origins": list(SETTINGS.cors_origins),
+            "access_control_allow_credentials": False,  # the key goes in a header; never cookies cross-origin
             "access_control_allow_methods": ["GET", "POST", "OPTIONS"],
             "access_control_allow_headers": ["content-type", "x-api-key"],
         }
@@ -260,6 +262,8 @@ Pricing.add_asgi_middleware(BodyLimitMiddleware, max_bytes=SETTINGS.max_body_byt
 Pricing.add_asgi_middleware(JSONBodyMiddleware, paths=frozenset(api.route for api in Pricing.apis.values()))
 if SETTINGS.api_key:
     Pricing.add_asgi_middleware(APIKeyMiddleware, api_key=SETTINGS.api_key)
+# BentoML labels its request metrics by raw path (a series per stock code asked for); label them by route.
+route_metrics.install(["/price_sweep", "/predict", "/invocations", "/ping", "/products", "/model", "/ui"])
 
 
 @web.get("/docs.json", include_in_schema=False)

@@ -4,6 +4,7 @@ Usage:
     python train.py --budget smoke                          # small synthetic data set, ~1 minute
     python train.py                                         # default synthetic data, standard budget
     python train.py --data "Online Retail.xlsx" --budget standard
+    python train.py --data export.csv --date-format "%d/%m/%Y %H:%M"   # when the file's date order is unclear
     python train.py --optuna-storage sqlite:///optuna.db    # share Optuna studies between processes
     python train.py --s3-bucket my-bucket                   # also upload features, reports and models
 
@@ -39,6 +40,11 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--synthetic-lines", type=int, help="size of the generated data set")
     parser.add_argument("--synthetic-products", type=int, help="products in the generated data set")
     parser.add_argument("--period", choices=("W", "D"), default="W", help="demand per week (W, default) or per day (D)")
+    parser.add_argument(
+        "--date-format",
+        help="strftime format of --data's InvoiceDate text, e.g. '%%d/%%m/%%Y %%H:%%M' (default: ISO, or the slash "
+        "order the whole column shows)",
+    )
     args = parser.parse_args(argv)
 
     families = tuple(f.strip() for f in args.families.split(",") if f.strip())
@@ -47,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         parser.error(f"--families: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(FAMILIES)}")
     if args.data is not None and not args.data.exists():
         parser.error(f"--data: {args.data} does not exist")
+    if args.date_format is not None and (args.data is None or "%" not in args.date_format):
+        reason = "applies to --data only" if args.data is None else f"{args.date_format!r} has no % directive"
+        parser.error(f"--date-format: {reason}; e.g. --date-format '%d/%m/%Y %H:%M' for 31/12/2010 08:26")
     return TrainConfig(
         budget=BUDGETS[args.budget],
         data_path=args.data,
@@ -60,6 +69,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         synthetic_lines=args.synthetic_lines,
         synthetic_products=args.synthetic_products,
         period=args.period,
+        date_format=args.date_format,
     )
 
 

@@ -96,6 +96,7 @@ class TrainConfig:
     synthetic_lines: int | None = None  # override the budget's synthetic data size
     synthetic_products: int | None = None
     period: str = "W"  # demand cells per week ("W") or day ("D"); see docs/MODELS.md
+    date_format: str | None = None  # strftime format of the data's InvoiceDate text; None: decided from the column
 
     @property
     def n_synthetic_lines(self) -> int:
