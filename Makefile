@@ -11,7 +11,7 @@ BENTOS ?= bentos
 BACKEND ?= docker
 BENTO ?= pricing:latest
 
-.PHONY: help install test audit train train-smoke serve build containerize image-test bench loadtest lint format clean
+.PHONY: help install test audit train train-smoke serve build containerize image-test bench loadtest fuzz lint format clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -78,6 +78,10 @@ bench: $(STAMP) ## sweep, context, cold-start and HTTP benchmarks, web page (BEN
 loadtest: $(STAMP) ## Locust ramp-up load test (LOADTEST_HOST=url: a running server; BENCH_DATA=file); reports/loadtest/
 	@test -n "$$LOADTEST_HOST" || $(BIN)/python -m pricing.registry >/dev/null || $(BENCH_TRAIN)
 	$(BIN)/python loadtests/run.py $(LOADTEST_OUT) $(LOADTEST_ARGS)
+
+fuzz: $(STAMP) ## Schemathesis over the served /docs.json, more examples than make test (FUZZ_ARGS); reports/fuzz/
+	@$(BIN)/python -m pricing.registry >/dev/null || $(BENCH_TRAIN)
+	$(BIN)/python -m tests.integration.test_fuzz $(FUZZ_ARGS)
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check .

@@ -13,35 +13,46 @@ service itself cost a third of a sweep's CPU, and they were public routes.
 from __future__ import annotations
 
 import functools
-import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any
 
 import bentoml
-from fastapi import FastAPI, HTTPException, Query, Request
+import orjson
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from pricing import route_metrics
 from pricing.api import (
+    LegacyPoint,
     PredictIn,
     PredictOut,
     ProductIndex,
     SweepIn,
     SweepOut,
-    csv_records,
     encode,
+    invocation_payload,
     legacy_rows,
     mark_cached,
+    only_query,
     predict_out,
     rows_frame,
     sweep_out,
 )
-from pricing.auth import APIKeyMiddleware
-from pricing.limits import DEFAULT_BINS
+from pricing.auth import OPEN_PATHS, APIKeyMiddleware
+from pricing.errors import (
+    ApiError,
+    ClientErrorLogFilter,
+    ErrorBodyMiddleware,
+    answers_errors,
+    domain_errors,
+    error_response,
+    from_pydantic,
+)
+from pricing.errors import install_handlers as install_error_handlers
+from pricing.limits import DEFAULT_BINS, MAX_BINS, MAX_PRICE, MIN_BINS, BodyLimitMiddleware, JSONBodyMiddleware
+from pricing.openapi import contract_document
 from pricing.registry import serving_order
 from pricing.settings import load_settings
 from pricing.ui import router as ui_router
@@ -52,13 +63,22 @@ if TYPE_CHECKING:
 log = logging.getLogger("pricing.service")
 # BentoML configures only its own loggers; let ours (model loading, fallbacks, cache outages) through too.
 logging.getLogger("pricing").setLevel(logging.INFO)
+logging.getLogger("bentoml._internal.server.http_app").addFilter(ClientErrorLogFilter())
 
 SETTINGS = load_settings()
 SERVING_ORDER = [str(model.tag) for model in serving_order(SETTINGS.run_id)]
 MODEL_ATTRIBUTES = ["primary" if rank == 0 else f"fallback_{rank}" for rank in range(len(SERVING_ORDER))]
 
-web = FastAPI(title="pricing routes outside BentoML's POST APIs")
+# FastAPI's own /openapi.json and /docs are off: /docs.json is the service's one document.
+web = FastAPI(title="pricing routes outside BentoML's POST APIs", openapi_url=None, docs_url=None, redoc_url=None)
 web.include_router(ui_router)  # the price-curve page at /ui (pricing/ui)
+install_error_handlers(web)
+# The compatibility route names its query parameters as the original system did, in errors too.
+LEGACY_NAMES = {"price_min": "unitprice_min", "price_max": "unitprice_max", "bins": "num_price_bins"}
+# Its parameters' bounds are documented here and checked by SweepIn, so that breaking one stays a 400 (as in the
+# original system); FastAPI's checks would answer 422.
+_PRICE = {"exclusiveMinimum": 0, "maximum": MAX_PRICE}
+_BINS = {"minimum": MIN_BINS, "maximum": MAX_BINS}
 
 
 def declare_models(cls: type) -> type:
@@ -125,7 +145,10 @@ class Pricing:
         """Release the cache's connections when the worker stops."""
         self.cache.close()
 
+    # BentoML validates these two APIs' bodies (pricing.errors.ErrorBodyMiddleware rewrites its error bodies);
+    # answers_errors renders the errors raised while answering.
     @bentoml.api(route="/price_sweep", input_spec=SweepIn, output_spec=SweepOut)
+    @answers_errors
     async def price_sweep(self, **params: Any) -> Response:
         """Demand and revenue over a grid of prices for one product, and the revenue-maximising price."""
         payload = SweepIn(**params)
@@ -133,20 +156,23 @@ class Pricing:
         return _json(await self._answer(payload.to_request(), payload.model))
 
     @bentoml.api(route="/predict", input_spec=PredictIn, output_spec=PredictOut)
+    @answers_errors
     async def predict(self, **params: Any) -> PredictOut:
         """Predicted units of a product in the period of a date at a posted price, per row (falling back as
         sweeps do)."""
         return PredictOut.model_validate(await self._rows(PredictIn(**params)))
 
-    async def _answer(self, request: SweepRequest, model: str | None = None) -> bytes:
-        """The sweep's JSON body, from the cache when it holds it."""
+    async def _answer(
+        self, request: SweepRequest, model: str | None = None, rename: dict[str, str] | None = None
+    ) -> bytes:
+        """The sweep's JSON body, from the cache when it holds it; ``ApiError`` when it cannot be answered."""
         from pricing.cache import cache_key
 
         key = cache_key(self.engine.serving_tags, asdict(request) | ({"model": model} if model else {}))
         cached = self.cache.get(key)
         if cached is not None:
             return mark_cached(cached)
-        with _http_errors():
+        with domain_errors(rename):
             answer = await self.engine.sweep(request, model=model)
         body = encode(sweep_out(answer, self.period))
         self.cache.set(key, body)
@@ -154,45 +180,42 @@ class Pricing:
 
     async def _rows(self, payload: PredictIn) -> dict[str, Any]:
         frame = rows_frame(payload.rows)
-        with _http_errors():
+        with domain_errors():
             answer = await self.engine.predict_rows(frame)
         return predict_out(answer, self.period)
 
     # Routes that BentoML's POST-only, one-schema APIs cannot express live on the mounted FastAPI app;
     # BentoML injects the service instance as their first parameter.
     @web.post("/invocations")
-    async def invocations(self, request: Request) -> JSONResponse:
+    async def invocations(self, request: Request) -> Response:
         """SageMaker's inference route: a sweep request, or transaction rows as JSON {"rows": [...]} or CSV."""
-        raw = await request.body()
-        try:
-            if request.headers.get("content-type", "").split(";")[0].strip() == "text/csv":
-                payload: Any = {"rows": csv_records(raw)}
-            else:
-                payload = json.loads(raw or b"{}")
-            if isinstance(payload, dict) and "rows" in payload:
-                return JSONResponse(await self._rows(PredictIn.model_validate(payload)))
-            sweep = SweepIn.model_validate(payload)
-            return _json(await self._answer(sweep.to_request(), sweep.model))
-        except ValidationError as exc:
-            raise HTTPException(status_code=400, detail=_describe(exc)) from exc
-        except ValueError as exc:  # pandas' CSV ParserError is one too
-            raise HTTPException(status_code=400, detail=f"body: not valid JSON or CSV ({exc})") from exc
-        except bentoml.exceptions.BentoMLException as exc:
-            raise HTTPException(status_code=exc.error_code, detail=str(exc)) from exc
+        payload = invocation_payload(await request.body(), request.headers.get("content-type", ""))
+        if isinstance(payload, PredictIn):
+            return JSONResponse(await self._rows(payload))
+        return _json(await self._answer(payload.to_request(), payload.model))
 
     @web.get("/ping")
-    def ping(self) -> JSONResponse:
+    def ping(self) -> Response:
         """SageMaker's health check: 200 when at least one model is loaded, else 503."""
-        ready = self.engine.ready
-        return JSONResponse({"status": "ok" if ready else "no model loaded"}, status_code=200 if ready else 503)
+        if not self.engine.ready:
+            return error_response(503, "no model loaded")
+        return JSONResponse({"status": "ok"})
 
-    @web.get("/v1/predict-price/{stockcode}")
+    @web.get(
+        "/v1/predict-price/{stockcode}",
+        responses={200: {"model": list[LegacyPoint]}},
+        dependencies=[Depends(only_query("unitprice_min", "unitprice_max", "num_price_bins"))],
+    )
     async def predict_price_v1(
         self,
-        stockcode: str,
-        unitprice_min: Annotated[float | None, Query(description="Lowest grid price")] = None,
-        unitprice_max: Annotated[float | None, Query(description="Highest grid price")] = None,
-        num_price_bins: Annotated[int, Query(description="Number of grid prices")] = DEFAULT_BINS,
+        stockcode: Annotated[str, Path(json_schema_extra={"minLength": 1, "maxLength": 32})],
+        unitprice_min: Annotated[float | None, Query(description="Lowest grid price", json_schema_extra=_PRICE)] = None,
+        unitprice_max: Annotated[
+            float | None, Query(description="Highest grid price, above unitprice_min", json_schema_extra=_PRICE)
+        ] = None,
+        num_price_bins: Annotated[
+            int, Query(description="Number of grid prices", json_schema_extra=_BINS)
+        ] = DEFAULT_BINS,
     ) -> list[dict[str, Any]]:
         """The original system's route: one object per grid price, with real error statuses."""
         try:
@@ -200,19 +223,15 @@ class Pricing:
                 stockcode=stockcode, price_min=unitprice_min, price_max=unitprice_max, bins=num_price_bins
             ).to_request()
         except ValidationError as exc:
-            raise HTTPException(status_code=400, detail=_legacy_names(_describe(exc))) from exc
-        try:
-            body = await self._answer(request)
-        except bentoml.exceptions.BentoMLException as exc:
-            raise HTTPException(status_code=exc.error_code, detail=_legacy_names(str(exc))) from exc
-        return legacy_rows(json.loads(body))
+            raise from_pydantic(exc, rename=LEGACY_NAMES) from exc
+        return legacy_rows(orjson.loads(await self._answer(request, rename=LEGACY_NAMES)))
 
     @functools.cached_property
     def product_index(self) -> ProductIndex:
         """The catalogue's products, listed once (the first /products request builds it)."""
         return ProductIndex(self.engine.catalogue)
 
-    @web.get("/products")
+    @web.get("/products", dependencies=[Depends(only_query("q", "offset", "limit"))])
     def products(
         self,
         q: Annotated[str, Query(description="Case-insensitive text in the stock code or description")] = "",
@@ -222,7 +241,7 @@ class Pricing:
         """The products that can be priced, each with its price lists (usual, latest and observed posted
         prices, quantity tier, whether its response is identifiable) and the main one."""
         if not self.engine.ready:
-            raise HTTPException(status_code=503, detail="no model loaded")
+            raise ApiError(503, "no model loaded")
         return self.product_index.page(q, offset, limit)
 
     @web.get("/model")
@@ -237,38 +256,29 @@ class Pricing:
         }
 
 
+# Outermost first: every error body leaves in one shape, oversized bodies are refused before anything reads them.
+Pricing.add_asgi_middleware(ErrorBodyMiddleware)
+Pricing.add_asgi_middleware(BodyLimitMiddleware, max_bytes=SETTINGS.max_body_bytes)
+Pricing.add_asgi_middleware(JSONBodyMiddleware, paths=frozenset(api.route for api in Pricing.apis.values()))
 if SETTINGS.api_key:
     Pricing.add_asgi_middleware(APIKeyMiddleware, api_key=SETTINGS.api_key)
 # BentoML labels its request metrics by raw path (a series per stock code asked for); label them by route.
 route_metrics.install(["/price_sweep", "/predict", "/invocations", "/ping", "/products", "/model", "/ui"])
 
 
-@contextmanager
-def _http_errors() -> Iterator[None]:
-    """Turn the core's errors into BentoML's HTTP errors: 400 bad input, 404 unknown product, 503 no model."""
-    from pricing.serving import ModelsUnavailableError
-    from pricing.sweep import SweepInputError, UnknownProductError
+@web.get("/docs.json", include_in_schema=False)
+def docs_json() -> Response:
+    """The OpenAPI 3.0 document (served before BentoML's own /docs.json route, which it completes)."""
+    return _json(_document())
 
-    try:
-        yield
-    except SweepInputError as exc:
-        raise bentoml.exceptions.BadInput(str(exc)) from exc
-    except UnknownProductError as exc:
-        raise bentoml.exceptions.NotFound(str(exc)) from exc
-    except ModelsUnavailableError as exc:
-        raise bentoml.exceptions.ServiceUnavailable(str(exc)) from exc
+
+@functools.cache
+def _document() -> bytes:
+    model_names = [tag.split(":")[0] for tag in SERVING_ORDER]
+    open_paths = OPEN_PATHS if SETTINGS.api_key else None
+    document = contract_document(Pricing.openapi_spec.asdict(), model_names=model_names, open_paths=open_paths)
+    return orjson.dumps(document)
 
 
 def _json(body: bytes) -> Response:
     return Response(body, media_type="application/json")
-
-
-def _describe(error: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'request'}: {e['msg']}" for e in error.errors())
-
-
-def _legacy_names(message: str) -> str:
-    # The compatibility route names its own query parameters in errors.
-    for ours, theirs in (("price_min", "unitprice_min"), ("price_max", "unitprice_max"), ("bins", "num_price_bins")):
-        message = message.replace(ours, theirs)
-    return message

@@ -1,10 +1,11 @@
 """HTTP schemas: validated inputs (their descriptions and examples drive the OpenAPI page) and responses.
 
 The service validates every input here, at the boundary; anything out of range is a 400 that names the
-field. Sweep responses are built from a ``pricing.serving.SweepAnswer`` in two shapes: the native one (the
-curve per period, the optimum with its interval, and the price list it is for) and the list of per-price
-objects that clients of the original system read from ``/v1/predict-price`` (that shape is unchanged: none
-of the new fields). Demand predictions (``/predict``, and ``/invocations`` with rows as JSON or CSV) from a
+field (rendered by ``pricing.errors``), and ``/invocations`` bodies (JSON or CSV) are read here too. Sweep
+responses are built from a ``pricing.serving.SweepAnswer`` in two shapes: the native one (the curve per
+period, the optimum with its interval, and the price list it is for) and the list of per-price objects that
+clients of the original system read from ``/v1/predict-price`` (that shape is unchanged: none of the new
+fields). Demand predictions (``/predict``, and ``/invocations`` with rows as JSON or CSV) from a
 ``RowsAnswer``.
 
 Light to import (no pandas or serving core at import time): the `bentoml serve` parent process imports these
@@ -13,14 +14,17 @@ schemas to build the routes and the OpenAPI document, and nothing else.
 
 from __future__ import annotations
 
+import csv
 import io
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from starlette.requests import Request
 
-from pricing.limits import DEFAULT_BINS, DEFAULT_CONTEXT, MAX_BINS, MAX_CONTEXT, MIN_BINS
+from pricing.limits import DEFAULT_BINS, DEFAULT_CONTEXT, MAX_BINS, MAX_CONTEXT, MAX_PRICE, MIN_BINS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,14 +49,14 @@ class SweepIn(BaseModel):
     )
     segment: Segment | None = Field(None, description=_SEGMENT, examples=["wholesale"])
     price_min: float | None = Field(
-        None, gt=0, allow_inf_nan=False, examples=[2.0],
+        None, gt=0, le=MAX_PRICE, allow_inf_nan=False, examples=[2.0],
         description="Lowest posted price of the grid (default: the lower of the lowest posted price and 0.7x the "
         "usual one)",
     )  # fmt: skip
     price_max: float | None = Field(
-        None, gt=0, allow_inf_nan=False, examples=[3.5],
-        description="Highest posted price of the grid (default: the higher of the highest posted price and 1.45x "
-        "the usual one)",
+        None, gt=0, le=MAX_PRICE, allow_inf_nan=False, examples=[3.5],
+        description="Highest posted price of the grid, above price_min (default: the higher of the highest posted "
+        "price and 1.45x the usual one)",
     )  # fmt: skip
     bins: int = Field(DEFAULT_BINS, ge=MIN_BINS, le=MAX_BINS, description="Number of grid prices", examples=[100])
     context: int = Field(
@@ -65,11 +69,13 @@ class SweepIn(BaseModel):
         "fallback: to compare the models' curves. Default: the serving order, falling back when a model fails",
     )  # fmt: skip
 
-    @model_validator(mode="after")
-    def _range_is_ordered(self) -> SweepIn:
-        if self.price_min is not None and self.price_max is not None and self.price_min >= self.price_max:
-            raise ValueError(f"price_min ({self.price_min}) must be below price_max ({self.price_max})")
-        return self
+    @field_validator("price_max")
+    @classmethod
+    def _range_is_ordered(cls, price_max: float | None, info: ValidationInfo) -> float | None:
+        price_min = info.data.get("price_min")
+        if price_min is not None and price_max is not None and price_min >= price_max:
+            raise ValueError(f"must be above price_min ({price_min}), got {price_max}")
+        return price_max
 
     def to_request(self) -> SweepRequest:
         """The core's request object (the stock code upper-cased, as the loader stores codes)."""
@@ -190,6 +196,19 @@ def mark_cached(encoded: bytes) -> bytes:
     return encoded.replace(_NOT_CACHED, _CACHED, 1)
 
 
+class LegacyPoint(BaseModel):
+    """One grid price as the original system answered it, each repeating the optimum."""
+
+    stockcode: str
+    unit_price: float
+    quantity: float
+    quantity_min: float
+    quantity_max: float
+    predicted_sales: float
+    optimal_unit_price: float
+    max_predicted_sales: float
+
+
 def legacy_rows(body: dict[str, Any]) -> list[dict[str, Any]]:
     """The original system's response: one object per grid price, each repeating the optimum."""
     optimal = body["optimal"]
@@ -205,6 +224,7 @@ def legacy_rows(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 MAX_ROWS = 10_000
+MIN_YEAR, MAX_YEAR = 1900, 2199
 
 
 class DemandRow(BaseModel):
@@ -215,12 +235,29 @@ class DemandRow(BaseModel):
 
     stockcode: str = Field(alias="StockCode", min_length=1, max_length=32, examples=["85123A"])
     unit_price: float = Field(
-        alias="UnitPrice", gt=0, allow_inf_nan=False, examples=[2.95], description="Posted (list) price"
+        alias="UnitPrice", gt=0, le=MAX_PRICE, allow_inf_nan=False, examples=[2.95], description="Posted (list) price"
     )
     invoice_date: datetime = Field(
-        alias="InvoiceDate", examples=["2011-12-01T10:00:00"], description="Any date in the period"
-    )
+        alias="InvoiceDate", examples=["2011-12-01T10:00:00"],
+        description=f"Any date in the period (years {MIN_YEAR} to {MAX_YEAR})",
+    )  # fmt: skip
     segment: Segment | None = Field(None, description=_SEGMENT)
+
+    @field_validator("invoice_date", mode="before")
+    @classmethod
+    def _date_is_text(cls, value: Any) -> Any:
+        # pydantic would read a number as seconds since 1970: the schema (and a CSV) says text.
+        if not isinstance(value, str | datetime):
+            raise ValueError("must be a date or date-time as text, e.g. 2011-12-01T10:00:00")
+        return value
+
+    @field_validator("invoice_date")
+    @classmethod
+    def _date_in_range(cls, value: datetime) -> datetime:
+        # Periods are computed as nanosecond timestamps (pandas), which end in 2262.
+        if not MIN_YEAR <= value.year <= MAX_YEAR:
+            raise ValueError(f"must be in the years {MIN_YEAR} to {MAX_YEAR}, got {value.isoformat()}")
+        return value
 
 
 class PredictIn(BaseModel):
@@ -334,9 +371,63 @@ def _list_summaries(lists: pd.DataFrame) -> list[dict[str, Any]]:
     return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 
 
-def csv_records(body: bytes) -> list[dict[str, Any]]:
-    """Rows of a CSV body with a header line, missing cells as None."""
-    import pandas as pd
+def only_query(*names: str) -> Callable[[Request], None]:
+    """A FastAPI dependency that refuses query parameters other than ``names`` (422 naming the first), so that a
+    misspelt one (``num_bins=50``) is not silently ignored."""
+    allowed = frozenset(names)
 
-    frame = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False, na_values=[""])
-    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+    def check(request: Request) -> None:
+        from pricing.errors import ApiError
+
+        for name in request.query_params:
+            if name not in allowed:
+                raise ApiError(422, f"unknown query parameter {name!r}; this route takes {', '.join(names)}", name)
+
+    return check
+
+
+def csv_records(body: bytes) -> list[dict[str, str | None]]:
+    """Rows of a CSV body with a header line, empty cells as None; ``ApiError`` 400 for a body that is not UTF-8
+    CSV, a line whose field count is not the header's, or more than ``MAX_ROWS`` rows (counted before parsing)."""
+    from pricing.errors import ApiError
+
+    lines_sent = body.count(b"\n")
+    if lines_sent > MAX_ROWS + 1:  # the header, the rows, perhaps a blank last line
+        raise ApiError(400, f"at most {MAX_ROWS} rows per request, got about {lines_sent - 1}", "rows")
+    try:
+        lines = csv.reader(io.StringIO(body.decode("utf-8-sig"), newline=""))
+        header = next(lines, None)
+        if not header or not any(name.strip() for name in header):
+            raise ApiError(400, "the CSV body has no header line (e.g. StockCode,UnitPrice,InvoiceDate)", "rows")
+        records = []
+        for line in lines:
+            if not line:
+                continue  # a blank line
+            if len(line) != len(header):
+                raise ApiError(400, f"CSV line {lines.line_num} has {len(line)} fields, the header {len(header)}",
+                               f"rows[{len(records)}]")  # fmt: skip
+            records.append({name.strip(): cell or None for name, cell in zip(header, line, strict=True)})
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, f"the CSV body is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except csv.Error as exc:
+        raise ApiError(400, f"the CSV body cannot be read: {exc}") from exc
+    return records
+
+
+def invocation_payload(body: bytes, content_type: str) -> SweepIn | PredictIn:
+    """The request in a SageMaker ``/invocations`` body: rows as CSV (``text/csv``) or as JSON ``{"rows": [...]}``,
+    else a sweep request as JSON; ``ApiError`` 400 naming the field when it is neither."""
+    from pricing.errors import ApiError, from_pydantic
+
+    if content_type.split(";")[0].strip().lower() == "text/csv":
+        payload: Any = {"rows": csv_records(body)}
+    else:
+        try:
+            payload = orjson.loads(body or b"{}")  # orjson refuses nesting deeper than 1024 levels
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(400, f"the body is neither JSON nor text/csv: {exc}") from exc
+    model = PredictIn if isinstance(payload, dict) and "rows" in payload else SweepIn
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise from_pydantic(exc) from exc

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pricing.limits import DEFAULT_TIME_BUDGET_S, DEFAULT_TTL_SECONDS
+from pricing.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_TIME_BUDGET_S, DEFAULT_TTL_SECONDS
 
 
 class SettingsError(ValueError):
@@ -32,6 +32,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     model_timeout_s: float = DEFAULT_TIME_BUDGET_S
     run_id: str | None = None  # serve this training run (default: the latest in the model store)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # larger request bodies get 413 before they are read
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -48,6 +49,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cors_origins=_origins(env, "PRICING_CORS_ORIGINS"),
         model_timeout_s=_number(env, "PRICING_MODEL_TIMEOUT_S", DEFAULT_TIME_BUDGET_S),
         run_id=env.get("PRICING_RUN_ID") or None,
+        max_body_bytes=_integer(env, "PRICING_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, minimum=1024),
     )
 
 

@@ -81,13 +81,16 @@ def invoke_url(url: str, request: dict[str, Any], aws: Aws | None = None) -> dic
 
 
 def _detail(text: str) -> str:
-    """The service's error message out of its JSON body (``detail`` or ``error``), else the text itself."""
+    """The service's error message out of its JSON body (``{"error": {"message"}}``; ``detail`` or ``error`` from a
+    proxy or an older service), else the text itself."""
     try:
         body = json.loads(text)
     except (TypeError, ValueError):
         return one_line(text)[:300]
     if isinstance(body, list) and body and isinstance(body[0], dict):
         body = body[0]  # BentoML's own errors come as a list of one object
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
     if isinstance(body, dict):
         return one_line(body.get("detail") or body.get("error") or body.get("message") or text)[:300]
     return one_line(text)[:300]

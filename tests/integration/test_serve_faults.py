@@ -109,7 +109,8 @@ def test_a_primary_predicting_nan_is_replaced_by_the_fallback(training, tmp_path
             f"{url}/price_sweep", json={"stockcode": "85123A", "bins": 30, "model": "pricing_elasticnet"}, timeout=60
         )
         assert named.status_code == 503, named.text
-    # BentoML replaces 5xx messages with a generic one; the log names the model and why.
+        assert named.json()["error"]["status"] == 503 and "returned non-finite" not in named.text
+    # The client learns that no model answered; the log names the model and why.
     assert f"no model could answer ({primary}: returned non-finite predictions)" in (tmp_path / "serve.log").read_text()
 
 
@@ -157,6 +158,9 @@ def test_every_model_broken_means_503_never_an_empty_answer(run, tmp_path) -> No
         assert httpx.get(f"{url}/readyz", timeout=5).status_code == 503
         assert sweep(url).status_code == 503
         legacy = httpx.get(f"{url}/v1/predict-price/85123A", timeout=30)
-        assert legacy.status_code == 503 and "no model" in legacy.text
-    # BentoML replaces the message of every 5xx from its APIs with a generic one; the reason is in the log.
+        assert legacy.status_code == 503 and "no model" in legacy.json()["error"]["message"]
+        assert httpx.get(f"{url}/ping", timeout=5).json()["error"] == {
+            "status": 503, "field": None, "message": "no model loaded"
+        }  # fmt: skip
+    # The client learns that no model could answer; the reasons (each model's failure) are in the log.
     assert "no model could answer" in (tmp_path / "serve.log").read_text()

@@ -1,42 +1,16 @@
-"""The service's HTTP contract, in process (``Pricing.to_asgi()`` + TestClient) on the smoke-trained models."""
+"""The service's HTTP contract, in process (``Pricing.to_asgi()`` + TestClient, conftest.py) on the smoke-trained
+models."""
 
 from __future__ import annotations
 
-import importlib
-import os
 import time
-from collections.abc import Iterator
 
 import pytest
-from starlette.testclient import TestClient
 
 LEGACY_FIELDS = {
     "stockcode", "unit_price", "quantity", "quantity_min", "quantity_max", "predicted_sales",
     "optimal_unit_price", "max_predicted_sales",
 }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def service(smoke_run):
-    """The service module, serving the smoke run with the in-process cache."""
-    saved = {k: os.environ.get(k) for k in ("PRICING_RUN_ID", "PRICING_REDIS_URL", "REDIS_URL")}
-    os.environ["PRICING_RUN_ID"] = smoke_run.record["run_id"]
-    os.environ.pop("PRICING_REDIS_URL", None)
-    os.environ.pop("REDIS_URL", None)
-    try:
-        yield importlib.import_module("service")
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@pytest.fixture(scope="module")
-def client(service) -> Iterator[TestClient]:
-    with TestClient(service.Pricing.to_asgi()) as test_client:
-        yield test_client
 
 
 def test_declared_models_are_the_serving_order_training_recorded(service, smoke_run) -> None:
@@ -122,14 +96,25 @@ def test_compatibility_route_keeps_the_original_field_names(client) -> None:
     assert {r["max_predicted_sales"] for r in rows} == {best["predicted_sales"]}
 
 
+def assert_error(response, status: int, field: str | None) -> dict:
+    """The response is the one error body with this status and field; return its error object."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    assert set(error) == {"status", "field", "message"} and error["status"] == status, error
+    assert error["field"] == field, error
+    assert error["message"] and "IODescriptor" not in error["message"], error
+    return error
+
+
 @pytest.mark.parametrize(
     ("body", "status", "field"),
     [
-        ({"stockcode": "NOPE"}, 404, "NOPE"),
+        ({"stockcode": "NOPE"}, 404, "stockcode"),
         ({"stockcode": "85123A", "bins": 1}, 400, "bins"),
         ({"stockcode": "85123A", "bins": 5000}, 400, "bins"),
         ({"stockcode": "85123A", "context": 0}, 400, "context"),
-        ({"stockcode": "85123A", "price_min": 5, "price_max": 2}, 400, "price_min"),
+        ({"stockcode": "85123A", "price_min": 5, "price_max": 2}, 400, "price_max"),
         ({"stockcode": "85123A", "price_min": -1}, 400, "price_min"),
         ({"stockcode": ""}, 400, "stockcode"),
         ({"bins": 10}, 400, "stockcode"),
@@ -140,9 +125,7 @@ def test_compatibility_route_keeps_the_original_field_names(client) -> None:
     ],
 )
 def test_bad_sweeps_get_an_error_naming_the_field(client, body, status, field) -> None:
-    response = client.post("/price_sweep", json=body)
-    assert response.status_code == status, response.text
-    assert field in response.text
+    assert_error(client.post("/price_sweep", json=body), status, field)
 
 
 def test_non_finite_numbers_are_rejected(client) -> None:
@@ -152,21 +135,21 @@ def test_non_finite_numbers_are_rejected(client) -> None:
 
 
 @pytest.mark.parametrize(
-    ("params", "status", "field"),
+    ("params", "status", "field", "words"),
     [
-        ({"num_price_bins": 1}, 400, "num_price_bins"),
-        ({"unitprice_min": 6, "unitprice_max": 2}, 400, "unitprice_min"),
-        ({"unitprice_min": "cheap"}, 422, "unitprice_min"),
+        ({"num_price_bins": 1}, 400, "num_price_bins", "num_price_bins"),
+        ({"unitprice_min": 6, "unitprice_max": 2}, 400, "unitprice_max", "above unitprice_min (6.0)"),
+        ({"unitprice_min": "cheap"}, 422, "unitprice_min", "valid number"),
+        ({"num_bins": 50}, 422, "num_bins", "unknown query parameter"),
     ],
 )
-def test_compatibility_route_errors_use_its_own_names(client, params, status, field) -> None:
-    response = client.get("/v1/predict-price/85123A", params=params)
-    assert response.status_code == status, response.text
-    assert field in response.text
+def test_compatibility_route_errors_use_its_own_names(client, params, status, field, words) -> None:
+    error = assert_error(client.get("/v1/predict-price/85123A", params=params), status, field)
+    assert words in error["message"] and "price_min" not in error["message"].replace("unitprice_min", "")
 
 
 def test_compatibility_route_unknown_product_is_404(client) -> None:
-    assert client.get("/v1/predict-price/NOPE").status_code == 404
+    assert_error(client.get("/v1/predict-price/NOPE"), 404, "stockcode")
 
 
 def test_health_routes(client) -> None:
@@ -187,7 +170,7 @@ def test_products_are_searchable_and_paginated(client) -> None:
     for price_list in item["lists"]:
         assert price_list["price_min"] <= price_list["usual_price"] <= price_list["price_max"]
         assert isinstance(price_list["identifiable"], bool)
-    assert client.get("/products", params={"limit": 0}).status_code == 422
+    assert_error(client.get("/products", params={"limit": 0}), 422, "limit")
 
 
 def test_model_route_lists_the_serving_order_with_metrics(client, smoke_run) -> None:
@@ -239,16 +222,16 @@ def test_predict_demand_falls_with_price_and_agrees_with_the_sweep(client) -> No
     ("body", "field"),
     [
         ({"rows": []}, "rows"),
-        ({"rows": [{**ROWS[0], "UnitPrice": 0}]}, "UnitPrice"),
-        ({"rows": [{**ROWS[0], "InvoiceDate": "yesterday"}]}, "InvoiceDate"),
-        ({"rows": [{"UnitPrice": 2.0, "InvoiceDate": "2011-12-01"}]}, "StockCode"),
-        ({"rows": [{**ROWS[0], "segment": "vip"}]}, "segment"),
+        ({"rows": [ROWS[0], {**ROWS[0], "UnitPrice": 0}]}, "rows[1].UnitPrice"),
+        ({"rows": [{**ROWS[0], "InvoiceDate": "yesterday"}]}, "rows[0].InvoiceDate"),
+        ({"rows": [{**ROWS[0], "InvoiceDate": 1_300_000_000}]}, "rows[0].InvoiceDate"),
+        ({"rows": [{**ROWS[0], "InvoiceDate": "0001-01-01T00:00:00"}]}, "rows[0].InvoiceDate"),
+        ({"rows": [{"UnitPrice": 2.0, "InvoiceDate": "2011-12-01"}]}, "rows[0].StockCode"),
+        ({"rows": [{**ROWS[0], "segment": "vip"}]}, "rows[0].segment"),
     ],
 )
 def test_bad_rows_get_an_error_naming_the_field(client, body, field) -> None:
-    response = client.post("/predict", json=body)
-    assert response.status_code == 400, response.text
-    assert field in response.text
+    assert_error(client.post("/predict", json=body), 400, field)
 
 
 def test_invocations_takes_rows_as_json_and_as_csv(client) -> None:
@@ -261,15 +244,15 @@ def test_invocations_takes_rows_as_json_and_as_csv(client) -> None:
 
 
 @pytest.mark.parametrize(
-    ("content", "content_type", "status", "text"),
+    ("content", "content_type", "status", "field"),
     [
-        ("{not json", "application/json", 400, "body"),
+        ("{not json", "application/json", 400, None),
         ('{"stockcode": "85123A", "bins": 1}', "application/json", 400, "bins"),
-        ('{"stockcode": "NOPE"}', "application/json", 404, "NOPE"),
-        ("StockCode,UnitPrice\n85123A,2.0\n", "text/csv", 400, "InvoiceDate"),
+        ('{"stockcode": "NOPE"}', "application/json", 404, "stockcode"),
+        ('{"rows": [{"StockCode": "85123A", "UnitPrice": -2, "InvoiceDate": "2011-12-01"}]}', "application/json",
+         400, "rows[0].UnitPrice"),
+        ("StockCode,UnitPrice\n85123A,2.0\n", "text/csv", 400, "rows[0].InvoiceDate"),
     ],
-)
-def test_invocations_errors(client, content, content_type, status, text) -> None:
-    response = client.post("/invocations", content=content, headers={"content-type": content_type})
-    assert response.status_code == status, response.text
-    assert text in response.text
+)  # fmt: skip
+def test_invocations_errors(client, content, content_type, status, field) -> None:
+    assert_error(client.post("/invocations", content=content, headers={"content-type": content_type}), status, field)

@@ -17,15 +17,25 @@ const signedMoney = (value) => (value > 0 ? "+" : value < 0 ? "−" : "") + mone
 // API calls, with the key when the service asks for one
 
 class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, field = null) {
     super(message);
     this.status = status;
-    this.field = status === 404 ? "stockcode" : ERROR_FIELDS.find((name) => message.includes(name)) || "form";
+    this.field = ERROR_FIELDS.includes(field) ? field
+      : status === 404 ? "stockcode" : ERROR_FIELDS.find((name) => message.includes(name)) || "form";
   }
 }
 
-// The words of an error answer: BentoML's {"error"} (in a list for 404s) with pydantic's "detail" items, or
-// FastAPI's {"detail"}.
+// The field an error answer names: the service's {"error": {"status", "field", "message"}}.
+function fieldOf(body) {
+  try {
+    return JSON.parse(body)?.error?.field ?? null;
+  } catch {
+    return null;
+  }
+}
+
+// The words of an error answer: the service's {"error": {"message"}}; older shapes (BentoML's {"error"} with
+// pydantic's "detail" items, FastAPI's {"detail"}) from a proxy or an older service.
 function messageOf(status, body) {
   let parsed;
   try {
@@ -41,7 +51,7 @@ function messageOf(status, body) {
         return where ? `${where}: ${words}` : words;
       });
     }
-    const words = item?.detail ?? item?.error ?? item?.message;
+    const words = item?.error?.message ?? item?.detail ?? item?.error ?? item?.message;
     return typeof words === "string" ? [words] : [];
   });
   return parts.join("; ") || `the service answered ${status}`;
@@ -88,7 +98,7 @@ async function api(path, body) {
       continue;
     }
     const text = await response.text();
-    if (!response.ok) throw new ApiError(response.status, messageOf(response.status, text));
+    if (!response.ok) throw new ApiError(response.status, messageOf(response.status, text), fieldOf(text));
     return JSON.parse(text);
   }
 }
