@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -53,7 +54,12 @@ log = logging.getLogger("pricing.service")
 logging.getLogger("pricing").setLevel(logging.INFO)
 
 SETTINGS = load_settings()
-SERVING_ORDER = [str(model.tag) for model in serving_order(SETTINGS.run_id)]
+_MODELS = serving_order(SETTINGS.run_id)
+SERVING_ORDER = [str(model.tag) for model in _MODELS]
+# Workers (and workers restarted later) import this module again: they serve the run resolved here, not a
+# run published since (a retrain must not change a running service's models). The run is PRICING_RUN_ID's
+# when that is set; assigning also replaces an empty value.
+os.environ["PRICING_RUN_ID"] = _MODELS[0].info.metadata["run_id"]
 MODEL_ATTRIBUTES = ["primary" if rank == 0 else f"fallback_{rank}" for rank in range(len(SERVING_ORDER))]
 
 web = FastAPI(title="pricing routes outside BentoML's POST APIs")
