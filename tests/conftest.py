@@ -229,6 +229,23 @@ def tiny() -> TinyAssets:
     return TinyAssets(demand, split, pipeline, ContextStore.build(demand.cells, demand.lists, pipeline), raw.truth)
 
 
+@pytest.fixture
+def fresh_store(tmp_path: Path) -> Iterator[Path]:
+    """An empty model store of the test's own (the session's holds the smoke runs), its directory; the
+    session's store is active again afterwards."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+    from bentoml._internal.models import ModelStore
+
+    session = BentoMLContainer.model_store.get()
+    directory = tmp_path / "models"
+    directory.mkdir()
+    BentoMLContainer.model_store.set(ModelStore(directory))
+    try:
+        yield directory
+    finally:
+        BentoMLContainer.model_store.set(session)
+
+
 @dataclass(frozen=True)
 class BuiltBento:
     """What ``make build`` made of the smoke run."""

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import bentoml
 import numpy as np
@@ -80,22 +78,6 @@ def test_labels_and_metadata(fitted, tiny) -> None:
     meta = first.info.metadata
     assert meta["run_id"] == run_id and meta["rank"] == 0 and meta["features"] == list(FEATURES)
     assert {"bentoml", "torch", "scikit-learn", "numpy", "python"} <= set(meta["library_versions"])
-
-
-@pytest.fixture
-def fresh_store(tmp_path: Path) -> Iterator[Path]:
-    """An empty model store of its own for the test (the session's holds the smoke runs), restored after."""
-    from bentoml._internal.configuration.containers import BentoMLContainer
-    from bentoml._internal.models import ModelStore
-
-    session = BentoMLContainer.model_store.get()
-    directory = tmp_path / "models"
-    directory.mkdir()
-    BentoMLContainer.model_store.set(ModelStore(directory))
-    try:
-        yield directory
-    finally:
-        BentoMLContainer.model_store.set(session)
 
 
 def test_a_store_without_a_published_record_serves_its_latest_run(fresh_store, fitted, tiny) -> None:
