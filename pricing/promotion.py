@@ -13,7 +13,8 @@ Each model is judged as it serves, with its own stored pipeline, price responses
 both models know, and the medians are compared. The new run is **refused** when
 
 - its primary's median error is worse than the serving primary's by more than ``max_regression`` (relative;
-  default 5%), or the two share fewer than ``MIN_SHARED_LISTS`` lists (no honest comparison), or
+  default 5%), or the two share fewer than ``MIN_SHARED_LISTS`` lists, or the serving primary cannot be loaded
+  and scored (no honest comparison), or
 - its primary fails the behavioural checks: demand must fall with price (the training gate checks every
   family before it may be stored, so a primary has passed it) and the optimum must lie inside the grid: of
   the 50 best sellers, at most ``MAX_EDGE_SHARE`` (10) may have their optimum on the grid's edge without
@@ -270,15 +271,20 @@ def decide(
     if not math.isfinite(max_regression):
         note = "comparison with the serving run disabled (max_regression inf)"
     else:
-        current = (serving or current_primary)()
-        if current is None:
-            note = "no run serves in this model store: nothing to compare with"
+        try:
+            current = (serving or current_primary)()
+            if current is not None:
+                comparison = compare(new, current[1], data, serving_run=current[0])
+        except Exception as exc:  # a damaged or incompatible stored model: no comparison, and no silent pass
+            log.exception("PROMOTION: the serving primary could not be scored")
+            reasons.append(f"the serving primary could not be loaded and scored to compare with ({exc!r})")
         else:
-            serving_run, primary = current
-            comparison = compare(new, primary, data, serving_run=serving_run)
-            reason = comparison.refusal(max_regression)
-            if reason is not None:
-                reasons.append(reason)
+            if current is None:
+                note = "no run serves in this model store: nothing to compare with"
+            else:
+                reason = comparison.refusal(max_regression)
+                if reason is not None:
+                    reasons.append(reason)
     decision = Decision(
         publish=force or not reasons,
         forced=force,

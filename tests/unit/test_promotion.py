@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import uuid
 
 import numpy as np
@@ -29,7 +30,7 @@ from pricing.promotion import (
     current_primary,
     decide,
 )
-from pricing.registry import publish_run, save_model
+from pricing.registry import ESTIMATOR_DIR, publish_run, save_model
 from pricing.sweep import ContextStore
 
 SMOKE_EDGES = {"lists": 50, "at_edge": 4, "at_edge_not_flagged": 0, "identifiable": 2}  # the smoke run's primary
@@ -188,3 +189,15 @@ def test_the_serving_primary_is_read_from_the_model_store(fresh_store, tiny, goo
 
 def _train(tiny) -> tuple[np.ndarray, np.ndarray]:
     return tiny.pipeline.transform(tiny.split.train), tiny.pipeline.level_target(tiny.split.train)
+
+
+def test_a_serving_primary_that_cannot_be_loaded_refuses_the_run(fresh_store, heldout, good) -> None:
+    run_id = f"promotion-{uuid.uuid4().hex[:8]}"
+    tag = save_model(good.estimator, good.pipeline, good.context, rank=0, metadata={"run_id": run_id})
+    publish_run(run_id)
+    name, version = tag.split(":")
+    shutil.rmtree(fresh_store / name / version / ESTIMATOR_DIR)
+    decision = decide(good, {}, heldout)
+    assert not decision.publish and decision.comparison is None
+    assert "the serving primary could not be loaded and scored" in decision.reasons[0]
+    assert decide(good, {}, heldout, force=True).publish
