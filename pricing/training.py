@@ -255,6 +255,8 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
     write_reports(config.reports_dir, record, runs, matrices.actual["test"], serving, truth)
     if config.s3_bucket and decision.publish:
         upload_outputs(config, runs)
+    elif config.s3_bucket:
+        log.warning("nothing uploaded to s3://%s: the run was not published", config.s3_bucket)
     log.info(
         "metrics (test periods; pricing on the %d best-selling lists whose price moved):\n%s",
         len(judged),
