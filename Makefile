@@ -11,7 +11,7 @@ BENTOS ?= bentos
 BACKEND ?= docker
 BENTO ?= pricing:latest
 
-.PHONY: help install test train train-smoke serve build containerize image-test bench loadtest lint format clean
+.PHONY: help install test audit train train-smoke serve build containerize image-test bench loadtest lint format clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ install: $(STAMP) ## create .venv and install the project with its dev tools
 
 test: $(STAMP) ## run the test suite (unit, data, model, integration)
 	$(BIN)/pytest
+
+audit: $(STAMP) ## pip-audit the pinned dependencies (accepted findings: security/accepted-vulnerabilities.toml); fails when no vulnerability service answers
+	$(BIN)/python security/audit.py $(AUDIT_ARGS)
 
 train: $(STAMP) ## train all five families (BUDGET=smoke|standard|full) into the BentoML model store
 	$(BIN)/python train.py --budget $(BUDGET)
@@ -85,7 +88,7 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 	$(BIN)/ruff format .
 
 clean: ## remove generated data, reports and caches (not the model store)
-	rm -rf data reports .pytest_cache .ruff_cache
+	rm -rf data reports .pytest_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
 
 # ---------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
+from pricing import route_metrics
 from pricing.api import (
     PredictIn,
     PredictOut,
@@ -79,6 +80,7 @@ def _http_config() -> dict[str, Any]:
         config["cors"] = {
             "enabled": True,
             "access_control_allow_origins": list(SETTINGS.cors_origins),
+            "access_control_allow_credentials": False,  # the key goes in a header; never cookies cross-origin
             "access_control_allow_methods": ["GET", "POST", "OPTIONS"],
             "access_control_allow_headers": ["content-type", "x-api-key"],
         }
@@ -243,6 +245,8 @@ class Pricing:
 
 if SETTINGS.api_key:
     Pricing.add_asgi_middleware(APIKeyMiddleware, api_key=SETTINGS.api_key)
+# BentoML labels its request metrics by raw path (a series per stock code asked for); label them by route.
+route_metrics.install(["/price_sweep", "/predict", "/invocations", "/ping", "/products", "/model", "/ui"])
 
 
 @contextmanager

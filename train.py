@@ -4,6 +4,7 @@ Usage:
     python train.py --budget smoke                          # small synthetic data set, ~1 minute
     python train.py                                         # default synthetic data, standard budget
     python train.py --data "Online Retail.xlsx" --budget standard
+    python train.py --data export.csv --date-format "%d/%m/%Y %H:%M"   # when the file's date order is unclear
     python train.py --optuna-storage sqlite:///optuna.db    # share Optuna studies between processes
     python train.py --s3-bucket my-bucket                   # also upload features, reports and models
     python train.py --max-regression 0.1                    # allow a primary up to 10% worse than the serving one
@@ -57,6 +58,11 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument(
         "--force", action="store_true", help="publish even when promotion refuses the run (recorded in its metadata)"
     )
+    parser.add_argument(
+        "--date-format",
+        help="strftime format of --data's InvoiceDate text, e.g. '%%d/%%m/%%Y %%H:%%M' (default: ISO, or the slash "
+        "order the whole column shows)",
+    )
     args = parser.parse_args(argv)
 
     families = tuple(f.strip() for f in args.families.split(",") if f.strip())
@@ -67,6 +73,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         parser.error(f"--data: {args.data} does not exist")
     if math.isnan(args.max_regression) or args.max_regression < 0:
         parser.error(f"--max-regression: {args.max_regression} must be a number >= 0 (inf: no comparison)")
+    if args.date_format is not None and (args.data is None or "%" not in args.date_format):
+        reason = "applies to --data only" if args.data is None else f"{args.date_format!r} has no % directive"
+        parser.error(f"--date-format: {reason}; e.g. --date-format '%d/%m/%Y %H:%M' for 31/12/2010 08:26")
     return TrainConfig(
         budget=BUDGETS[args.budget],
         data_path=args.data,
@@ -82,6 +91,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         period=args.period,
         max_regression=args.max_regression,
         force=args.force,
+        date_format=args.date_format,
     )
 
 

@@ -29,3 +29,9 @@ BATCH_SIZE = Histogram(
     labelnames=["kind"],
     buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64),
 )
+MODELS_REFUSED = Counter(
+    name="pricing_models_refused_total",
+    documentation="Stored models refused at load because their artefact files differ from the SHA-256 digests "
+    "recorded at training (pricing.integrity), by model and reason (mismatch, missing, unexpected)",
+    labelnames=["model", "reason"],
+)

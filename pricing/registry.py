@@ -8,6 +8,12 @@ and its prices, tier and response), so any one of them can serve alone and
 a retrain never mixes versions. Metadata carries metrics, hyperparameters, the feature list, a hash of
 the training data, row counts and library versions; labels carry the family and the role.
 
+Integrity: ``save_model`` records the SHA-256 of every file it wrote (``metadata["artefact_sha256"]``,
+``pricing.integrity``); ``load_model`` checks them before anything is read, and a model whose files changed,
+went missing or appeared since training is refused (``ArtefactIntegrityError``, a log line and
+``pricing_models_refused_total``): the service then serves the next model of the order. A model saved before
+digests were recorded loads with one warning.
+
 Loading shares what is identical: the models of one run carry byte-identical pipelines and context
 rows, so ``load_model`` with a ``shared`` dict keeps one copy of each in memory.
 
@@ -31,6 +37,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import platform
 import sys
@@ -44,6 +51,8 @@ from typing import TYPE_CHECKING, Any
 
 import bentoml
 
+from pricing import integrity
+
 if TYPE_CHECKING:
     from pricing.features import FeaturePipeline
     from pricing.models import PriceModel
@@ -52,6 +61,8 @@ if TYPE_CHECKING:
 MODEL_PREFIX = "pricing_"
 ESTIMATOR_DIR, PIPELINE_FILE = "estimator", "pipeline.joblib"
 PUBLISHED_FILE = "pricing-published.json"  # in the model store's directory; BentoML lists directories only
+log = logging.getLogger(__name__)
+
 _VERSIONED = ("bentoml", "torch", "xgboost-cpu", "lightgbm", "scikit-learn", "numpy", "pandas", "optuna")
 
 
@@ -113,6 +124,8 @@ def save_model(
         estimator.save(directory / ESTIMATOR_DIR)
         joblib.dump(pipeline, directory / PIPELINE_FILE)
         context.save(directory)
+        # Still inside the block: BentoML writes the metadata (model.yaml) when it closes.
+        model.info.metadata[integrity.METADATA_KEY] = integrity.record_digests(directory)
     return str(model.tag)
 
 
@@ -121,6 +134,8 @@ def load_model(model: bentoml.Model | str, shared: dict[str, Any] | None = None)
 
     ``shared``, when given, maps file digests to objects already loaded: a pipeline or context store whose
     files match one loaded before is reused instead of read again (pass the same dict for a run's models).
+    Raises ``pricing.integrity.ArtefactIntegrityError``, before reading any artefact, when the files differ
+    from the digests recorded at training.
     """
     import joblib
 
@@ -131,24 +146,46 @@ def load_model(model: bentoml.Model | str, shared: dict[str, Any] | None = None)
         model = bentoml.models.get(model)
     directory = Path(model.path)
     family = model.info.labels["family"]
+    digests = check_artefacts(model)
     shared = {} if shared is None else shared
     return StoredModel(
         tag=str(model.tag),
         family=family,
         estimator=model_class(family).load(directory / ESTIMATOR_DIR),
-        pipeline=_once(shared, [directory / PIPELINE_FILE], lambda: joblib.load(directory / PIPELINE_FILE)),
-        context=_once(
-            shared, [directory / CONTEXT_FILE, directory / CATALOGUE_FILE], lambda: ContextStore.load(directory)
-        ),
+        pipeline=_once(shared, digests, [PIPELINE_FILE], lambda: joblib.load(directory / PIPELINE_FILE)),
+        context=_once(shared, digests, [CONTEXT_FILE, CATALOGUE_FILE], lambda: ContextStore.load(directory)),
         metadata=dict(model.info.metadata),
     )
 
 
-def _once(shared: dict[str, Any], files: list[Path], load: Callable[[], Any]) -> Any:
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.read_bytes())
-    key = digest.hexdigest()
+def check_artefacts(model: bentoml.Model) -> dict[str, str]:
+    """The digests of a stored model's files, checked against those recorded at training.
+
+    A mismatch is logged, counted in ``pricing_models_refused_total`` and raised (``ArtefactIntegrityError``);
+    a model saved before digests were recorded is logged once as unchecked.
+    """
+    directory = Path(model.path)
+    recorded = model.info.metadata.get(integrity.METADATA_KEY)
+    if recorded is None:
+        log.warning(
+            "model %s was saved without artefact digests (before integrity checks): loading it unchecked; "
+            "retrain to have its files checked",
+            model.tag,
+        )
+        return integrity.record_digests(directory)
+    try:
+        return integrity.verify(directory, recorded)
+    except integrity.ArtefactIntegrityError as exc:
+        from pricing.metrics import MODELS_REFUSED
+
+        MODELS_REFUSED.labels(model=model.tag.name, reason=exc.reason).inc()
+        log.error("model %s refused: %s", model.tag, exc)
+        raise
+
+
+def _once(shared: dict[str, Any], digests: dict[str, str], files: list[str], load: Callable[[], Any]) -> Any:
+    # A file an old store lacks gets no digest here; its loader then says which one is missing.
+    key = hashlib.sha256("".join(digests.get(name, "-") for name in files).encode()).hexdigest()
     if key not in shared:
         shared[key] = load()
     return shared[key]

@@ -7,7 +7,9 @@ fallbacks in a thread: importing PyTorch for a fallback network alone took 1.3 s
 request that needs a fallback still loading waits for it (at most ``LOADING_WAIT_S``).
 
 A sweep is validated and planned once, with the first loaded model's sweeper (every model of one run
-carries the same pipeline and context periods, so they share the plan). Then the models are tried in
+carries the same pipeline and context periods, so they share the plan); once the models have loaded, the
+background thread encodes every list's context periods at once (``Sweeper.prepare``), so a list's first
+sweep no longer pays for its encoding. Then the models are tried in
 serving order, each predicting the levels of the plan's context periods into curve statistics
 (``pricing.sweep.curve_stats``): a model whose predict call raises, returns non-finite values or exceeds
 the per-call time budget is skipped, counted in ``pricing_fallbacks_total`` and the next one answers. The
@@ -201,9 +203,23 @@ class PricingEngine:
             for rank, ref in pending:
                 self._load_one(rank, ref, shared)
         finally:
-            # Reading Parquet leaves freed buffers in Arrow's allocator; hand them back (about 50 MB).
-            pyarrow.default_memory_pool().release_unused()
             self._loaded.set()
+        self._prepare_sweeper()
+        # Reading Parquet leaves freed buffers in Arrow's allocator; hand them back (about 50 MB).
+        pyarrow.default_memory_pool().release_unused()
+
+    def _prepare_sweeper(self) -> None:
+        """Encode every list's context at once (Sweeper.prepare); sweeps meanwhile take the per-list path."""
+        if self._sweeper is None:
+            return
+        started = time.perf_counter()
+        try:
+            self._sweeper.prepare()
+        except Exception:  # the per-list path keeps answering: slower first sweeps, not an outage
+            log.exception("could not prepare every list's context at once; sweeps encode per list")
+            return
+        lists, seconds = len(self._sweeper.store.lists), time.perf_counter() - started
+        log.info("prepared %d price lists' context in %.2f s", lists, seconds)
 
     @property
     def ready(self) -> bool:

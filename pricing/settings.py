@@ -6,7 +6,9 @@ variable is documented in the README.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -43,7 +45,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_url=env.get("PRICING_REDIS_URL") or env.get("REDIS_URL") or None,
         redis_cluster=_flag(env, "PRICING_REDIS_CLUSTER"),
         api_key=env.get("PRICING_API_KEY") or None,
-        cors_origins=tuple(o.strip() for o in env.get("PRICING_CORS_ORIGINS", "").split(",") if o.strip()),
+        cors_origins=_origins(env, "PRICING_CORS_ORIGINS"),
         model_timeout_s=_number(env, "PRICING_MODEL_TIMEOUT_S", DEFAULT_TIME_BUDGET_S),
         run_id=env.get("PRICING_RUN_ID") or None,
     )
@@ -73,6 +75,49 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     if not value > 0 or value == float("inf"):
         raise SettingsError(f"{name} must be a positive finite number, got {raw!r}")
     return value
+
+
+_HOST_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+_ORIGIN = re.compile(
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://(?P<host>\[[^\]/]*\]|[^/:?#@\[\]]+)(:(?P<port>[0-9]{1,5}))?"
+)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated browser origins, each exactly as a browser sends it in its Origin header
+    (``scheme://host[:port]``: lower case, no path, no default port), or ``*`` alone for any origin."""
+    origins = tuple(o.strip() for o in env.get(name, "").split(",") if o.strip())
+    if "*" in origins and len(origins) > 1:
+        raise SettingsError(f"{name}: '*' (any origin) cannot be combined with named origins, got {origins!r}")
+    for origin in origins:
+        if origin != "*" and (problem := _origin_problem(origin)):
+            raise SettingsError(f"{name}: {origin!r} is not an origin ({problem}); write it as scheme://host[:port]")
+    return origins
+
+
+def _origin_problem(origin: str) -> str | None:
+    match = _ORIGIN.fullmatch(origin)
+    if match is None:
+        return "an origin has no path, query, user name or trailing slash"
+    scheme, host, port = match["scheme"], match["host"], match["port"]
+    if scheme not in _DEFAULT_PORTS:
+        return "the scheme must be http or https"
+    if origin != origin.lower():
+        return "browsers send origins in lower case"
+    if port is not None and not 0 < int(port) < 65536:
+        return "the port must be 1-65535"
+    if port is not None and int(port) == _DEFAULT_PORTS[scheme]:
+        return f"browsers leave out the default port {port} of {scheme}"
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return "the IPv6 address is not valid"
+        return None
+    if not all(_HOST_LABEL.fullmatch(label) for label in host.split(".")):
+        return "the host name is not valid"
+    return None
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

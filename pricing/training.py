@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from pricing.config import TrainConfig
-from pricing.data import clean_transactions, read_transactions
+from pricing.data import CleaningReport, DataError, clean_transactions, read_transactions
 from pricing.demand import DemandData, build_demand
 from pricing.evaluate import (
     EVAL_CONTEXT,
@@ -61,7 +61,7 @@ from pricing.evaluate import (
     pricing_accuracy,
     regression_metrics,
 )
-from pricing.features import FEATURES, FeaturePipeline, Split, split_by_time, to_target, units_at_price
+from pricing.features import FEATURES, KEYS, FeaturePipeline, Split, split_by_time, to_target, units_at_price
 from pricing.models import PriceModel, model_class
 from pricing.promotion import Contender, HeldOutData, PromotionRefusedError, decide
 from pricing.registry import ensure_published_record, publish_run, role_of, save_model
@@ -72,6 +72,7 @@ from pricing.report import (
     plot_tuning_history,
     write_run_record,
 )
+from pricing.response import MIN_PRIOR_ORDERS
 from pricing.sweep import ContextStore, Sweeper, SweepRequest, SweepResult
 from pricing.synthetic import generate_transactions
 from pricing.tuning import TuningData, TuningResult, final_params, refit_params, tune
@@ -81,6 +82,8 @@ log = logging.getLogger(__name__)
 TRUTH_FILE = "ground_truth.csv"
 CURVE_PRODUCTS = 4
 BEHAVIOUR_LISTS = 20  # best sellers whose served demand must fall between 0.8x and 1.25x their usual price
+MIN_PERIODS = 8  # of demand: 6 to train on, 1 to validate and 1 to test (the split holds out 15% and 15%)
+PERIOD_UNITS = {"W": "week", "D": "day"}
 
 
 class NoModelPassedError(RuntimeError):
@@ -148,6 +151,7 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
     data_hash = hash_frame(dataset.clean)
     demand = build_demand(dataset.clean, period=config.period)
     log.info("%s", demand.describe())
+    check_enough_demand(demand)  # before anything is written
 
     # Features: time split; the evaluation pipeline sees training periods only, the serving one all periods.
     # The families learn each cell's level (its units at the usual price); the price enters through D.
@@ -339,7 +343,7 @@ def _public(record: dict[str, Any]) -> dict[str, Any]:
 def load_dataset(config: TrainConfig) -> Dataset:
     """Read ``config.data_path`` (with a ground_truth.csv beside it, if any) or generate synthetic data."""
     if config.data_path is not None:
-        raw = read_transactions(config.data_path)
+        raw = read_transactions(config.data_path, date_format=config.date_format)
         truth_path = config.data_path.parent / TRUTH_FILE
         truth = pd.read_csv(truth_path, dtype={"StockCode": str}) if truth_path.exists() else None
         source = str(config.data_path)
@@ -356,7 +360,49 @@ def load_dataset(config: TrainConfig) -> Dataset:
         raw, truth, source = synthetic.transactions, synthetic.truth, f"synthetic (seed {config.seed}) in {out}"
     clean, report = clean_transactions(raw)
     log.info("%s", report.format())
+    check_enough_sales(clean, report)
     return Dataset(clean=clean, source=source, cleaning=report.to_dict(), truth=truth)
+
+
+def check_enough_sales(clean: pd.DataFrame, report: CleaningReport) -> None:
+    """Raise DataError when cleaning left no sales, or none by a registered customer (the wholesale price lists
+    are read from registered customers' orders, ``pricing.demand``)."""
+    if clean.empty:
+        dropped = ", ".join(f"{rule} {count:,}" for rule, count in report.dropped.items() if count)
+        raise DataError(f"no sales left to train on: cleaning dropped all {report.rows_in:,} rows ({dropped})")
+    if clean["CustomerID"].isna().all():
+        raise DataError(
+            f"no registered customers to train on: none of the {len(clean):,} sales has a CustomerID, and the "
+            "wholesale price lists are read from registered customers' orders"
+        )
+
+
+def check_enough_demand(demand: DemandData) -> None:
+    """Raise DataError when the demand table is too small to train on: fewer than ``MIN_PERIODS`` periods, no
+    wholesale list whose posted price ever changed (nothing to learn the price response from or judge it on), or
+    no list with enough orders in the training periods to estimate the pooled price response from."""
+    periods = demand.cells["period"].drop_duplicates().sort_values()
+    unit = PERIOD_UNITS.get(demand.period, "period")
+    name = f"{unit}s"
+    if len(periods) < MIN_PERIODS:
+        span = f" ({periods.iloc[0]:%Y-%m-%d} to {periods.iloc[-1]:%Y-%m-%d})" if len(periods) else ""
+        raise DataError(
+            f"too few {name} to train on: the sales fall in {len(periods)} {name}{span}; at least {MIN_PERIODS} "
+            "are needed (the latest are held out for validation and testing)"
+        )
+    lists = demand.lists
+    wholesale = lists[lists.index.get_level_values("segment") == "wholesale"]
+    if not (wholesale["price_changes"] > 0).any():
+        raise DataError(
+            f"too little price variation to train on: none of the {len(wholesale):,} wholesale price lists "
+            f"changed its posted price over the {len(periods)} {name}, so there is no price response to learn"
+        )
+    orders = split_by_time(demand.cells).train.groupby(KEYS)["orders"].mean()
+    if not (orders >= MIN_PRIOR_ORDERS).any():
+        raise DataError(
+            f"too few orders to train on: no price list averages {MIN_PRIOR_ORDERS:g} orders a {unit} in the "
+            f"training {name} (the most: {orders.max():.1f}), and the pooled price response is estimated from those"
+        )
 
 
 def hash_frame(frame: pd.DataFrame) -> str:

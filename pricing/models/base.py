@@ -144,7 +144,7 @@ class ArrayServedModel(PriceModel):
 
     def _load_state(self, directory: Path) -> None:
         if (directory / self.arrays_file).exists():
-            with np.load(directory / self.arrays_file) as stored:
+            with np.load(directory / self.arrays_file, allow_pickle=False) as stored:  # plain arrays, never objects
                 self.arrays_ = {name: stored[name] for name in stored.files}
         else:
             self.arrays_ = self._arrays_from_framework_state(directory)

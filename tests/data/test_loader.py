@@ -185,7 +185,7 @@ def test_two_columns_mapping_to_the_same_name_is_an_error():
 
 
 def test_unparseable_dates_name_the_column_count_and_values():
-    raw = make_canonical_frame(InvoiceDate=["12/1/2010 8:26", "not a date"])
+    raw = make_canonical_frame(InvoiceDate=["12/13/2010 8:26", "not a date"])
     raw = pd.concat([raw, make_canonical_frame(InvoiceDate=["31/31/2011", "not a date"])], ignore_index=True)
 
     with pytest.raises(DataError) as caught:
@@ -319,11 +319,11 @@ def test_float_codes_lose_their_decimal():
 
 def test_parquet_string_dates_are_parsed(tmp_path):
     path = tmp_path / "transactions.parquet"
-    make_canonical_frame(InvoiceDate=["2010-12-01 08:26:00", "12/2/2010 9:00"]).to_parquet(path)
+    make_canonical_frame(InvoiceDate=["2010-12-01 08:26:00", "12/22/2010 9:00"]).to_parquet(path)
 
     loaded = read_transactions(path)
 
-    assert loaded["InvoiceDate"].tolist() == [pd.Timestamp(2010, 12, 1, 8, 26), pd.Timestamp(2010, 12, 2, 9)]
+    assert loaded["InvoiceDate"].tolist() == [pd.Timestamp(2010, 12, 1, 8, 26), pd.Timestamp(2010, 12, 22, 9)]
 
 
 def test_unknown_suffix_is_an_error(tmp_path):

@@ -97,7 +97,7 @@ def test_guests_mostly_pay_a_retail_list_about_twice_the_wholesale_one(synthetic
 
 
 def test_large_wholesale_orders_pay_the_tier_price(synthetic) -> None:
-    data, clean, _, demand = synthetic
+    data, _, _, demand = synthetic
     truth = data.truth.set_index("StockCode")
     lists = demand.lists.xs("wholesale", level="segment").dropna(subset=["tier_factor"])
     assert len(lists) > 100, "most wholesale lists have a quantity tier"

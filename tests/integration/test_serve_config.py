@@ -4,6 +4,7 @@ sharing the primary's model calls."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -83,3 +84,16 @@ def test_hundreds_of_concurrent_sweeps_share_the_primarys_calls(served) -> None:
     calls = scrape(served, "pricing_batch_size_count", kind="sweep")
     swept = scrape(served, "pricing_batch_size_sum", kind="sweep")
     assert swept >= 400 and 0 < calls < swept
+
+
+def test_request_metrics_are_labelled_by_route_not_by_path(served) -> None:
+    """One series per route: stock codes in the compatibility route's path and unknown paths add none
+    (BentoML labels by raw path; pricing.route_metrics bounds it)."""
+    headers = {"x-api-key": KEY}
+    for code in ("85123A", "22423", "NOTAPRODUCT"):
+        httpx.get(f"{served}/v1/predict-price/{code}", headers=headers, timeout=30)
+    httpx.get(f"{served}/no/such/route/x1", headers=headers, timeout=10)
+    page = httpx.get(f"{served}/metrics", timeout=10).text
+    endpoints = set(re.findall(r'bentoml_service_request_total\{[^}]*endpoint="([^"]*)"', page))
+    assert {"/v1/predict-price/{stockcode}", "other"} <= endpoints, endpoints
+    assert not [e for e in endpoints if "85123A" in e or "22423" in e or "x1" in e], endpoints

@@ -1,12 +1,13 @@
 """Fault injection on a real `bentoml serve`: a broken primary is answered for by a fallback, which says so.
 
 Faults are injected into copies of the model store, never the shared one: corrupt files, a primary whose
-predictions are NaN, one that raises, one slower than its time budget, and every model broken (503).
+predictions are NaN, one that raises, one slower than its time budget, and every model broken (503). Files
+changed after training are refused at load (pricing.integrity), so a primary that loads but fails when called
+is one trained broken: its fault is in place before it is saved.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -24,12 +25,16 @@ from pricing.registry import ESTIMATOR_DIR, load_model, save_model, serving_orde
 from tests.support import bentoml_serve, scrape
 
 
-def save_run(stored, X: np.ndarray, y: np.ndarray, models: list) -> tuple[str, list[str]]:
+def save_run(stored, X: np.ndarray, y: np.ndarray, models: list, spoil=None) -> tuple[str, list[str]]:
+    """Fit and save ``models`` as one run; ``spoil(primary)`` breaks the fitted primary before it is saved."""
     run_id = f"faults-{uuid.uuid4().hex[:8]}"
     meta = {"run_id": run_id, "features": list(FEATURES), "trained_at": "2026-11-21T00:00:00+00:00"}
+    fitted = [model.fit(X, y) for model in models]
+    if spoil is not None:
+        spoil(fitted[0])
     tags = [
-        save_model(model.fit(X, y), stored.pipeline, stored.context, rank=rank, metadata=meta)
-        for rank, model in enumerate(models)
+        save_model(model, stored.pipeline, stored.context, rank=rank, metadata=meta)
+        for rank, model in enumerate(fitted)
     ]
     return run_id, tags
 
@@ -41,11 +46,15 @@ def training(smoke_run):
     return stored, frame[list(FEATURES)].to_numpy(np.float32), frame["level_target"].to_numpy()
 
 
-@pytest.fixture(scope="module")
-def run(training) -> tuple[str, list[str]]:
+def elasticnet_then_lightgbm(training, spoil=None) -> tuple[str, list[str]]:
     """ElasticNet primary, LightGBM fallback: the primary is what the tests break."""
     stored, X, y = training
-    return save_run(stored, X, y, [model_class("elasticnet")(), model_class("lightgbm")(n_estimators=50)])
+    return save_run(stored, X, y, [model_class("elasticnet")(), model_class("lightgbm")(n_estimators=50)], spoil)
+
+
+@pytest.fixture(scope="module")
+def run(training) -> tuple[str, list[str]]:
+    return elasticnet_then_lightgbm(training)
 
 
 def store_copy(tmp_path: Path) -> Path:
@@ -87,15 +96,12 @@ def test_corrupt_primary_files_leave_the_fallback_serving(run, tmp_path) -> None
     assert f"model {primary} failed to load" in (tmp_path / "serve.log").read_text()
 
 
-def test_a_primary_predicting_nan_is_replaced_by_the_fallback(run, tmp_path) -> None:
-    run_id, (primary, _) = run
-    home = store_copy(tmp_path)
-    path = estimator_dir(home, primary) / "arrays.npz"  # what the served ElasticNet predicts from
-    with np.load(path) as stored:
-        arrays = {name: stored[name] for name in stored.files}
-    arrays["coef"][:] = np.nan
-    np.savez(path, **arrays)
-    with bentoml_serve({"BENTOML_HOME": str(home), "PRICING_RUN_ID": run_id}, tmp_path / "serve.log") as url:
+def test_a_primary_predicting_nan_is_replaced_by_the_fallback(training, tmp_path) -> None:
+    def nan_coefficients(model) -> None:
+        model.arrays_["coef"][:] = np.nan  # what the served ElasticNet predicts from
+
+    run_id, (primary, _) = elasticnet_then_lightgbm(training, nan_coefficients)
+    with bentoml_serve({"PRICING_RUN_ID": run_id}, tmp_path / "serve.log") as url:
         assert_fallback_answered(url, primary)
         assert scrape(url, "pricing_fallbacks_total", model="pricing_elasticnet", reason="non_finite") >= 1
         # Named, the broken primary answers alone or not at all: no other model's curve in its place.
@@ -107,14 +113,12 @@ def test_a_primary_predicting_nan_is_replaced_by_the_fallback(run, tmp_path) -> 
     assert f"no model could answer ({primary}: returned non-finite predictions)" in (tmp_path / "serve.log").read_text()
 
 
-def test_a_primary_that_raises_is_replaced_by_the_fallback(run, tmp_path) -> None:
-    run_id, (primary, _) = run
-    home = store_copy(tmp_path)
-    params = estimator_dir(home, primary) / "params.json"
-    state = json.loads(params.read_text())
-    state["n_features_in"] = 3  # an artefact that does not match the feature pipeline: every predict raises
-    params.write_text(json.dumps(state))
-    with bentoml_serve({"BENTOML_HOME": str(home), "PRICING_RUN_ID": run_id}, tmp_path / "serve.log") as url:
+def test_a_primary_that_raises_is_replaced_by_the_fallback(training, tmp_path) -> None:
+    def wrong_width(model) -> None:
+        model.n_features_in_ = 3  # a model that does not match the feature pipeline: every predict raises
+
+    run_id, (primary, _) = elasticnet_then_lightgbm(training, wrong_width)
+    with bentoml_serve({"PRICING_RUN_ID": run_id}, tmp_path / "serve.log") as url:
         assert_fallback_answered(url, primary)
         assert scrape(url, "pricing_fallbacks_total", model="pricing_elasticnet", reason="error") >= 1
 

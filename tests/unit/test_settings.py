@@ -46,3 +46,34 @@ def test_redis_url_is_honoured_and_the_prefixed_name_wins() -> None:
 def test_bad_values_name_the_variable(env: dict[str, str], name: str) -> None:
     with pytest.raises(SettingsError, match=name):
         load_settings(env)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["https://shop.example", "http://localhost:3000", "http://127.0.0.1:8080", "http://[::1]:3000", "*",
+     " https://a.example ,https://b-2.example:8443 "],
+)  # fmt: skip
+def test_cors_origins_are_accepted_as_browsers_send_them(value: str) -> None:
+    assert load_settings({"PRICING_CORS_ORIGINS": value}).cors_origins == tuple(o.strip() for o in value.split(","))
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("shop.example", "no path"),
+        ("https://shop.example/", "trailing slash"),
+        ("https://shop.example/app", "no path"),
+        ("https://user@shop.example", "user name"),
+        ("ftp://shop.example", "http or https"),
+        ("https://Shop.example", "lower case"),
+        ("https://shop.example:443", "default port 443"),
+        ("https://shop.example:99999", "1-65535"),
+        ("https://shop_example.com", "host name"),
+        ("http://[::g]:3000", "IPv6"),
+        ("https://a.example,*", "cannot be combined"),
+    ],
+)
+def test_a_bad_cors_origin_names_the_variable_and_the_problem(value: str, problem: str) -> None:
+    with pytest.raises(SettingsError, match="PRICING_CORS_ORIGINS") as error:
+        load_settings({"PRICING_CORS_ORIGINS": value})
+    assert problem in str(error.value)

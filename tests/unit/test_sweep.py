@@ -111,6 +111,21 @@ def test_context_block_is_encoded_once_per_list(tiny, key, monkeypatch) -> None:
     assert first.context_rows == second.context_rows
 
 
+def test_prepared_sweeper_answers_as_the_per_list_path(tiny) -> None:
+    """prepare() encodes every list and works out every list's terms at once: the same blocks, terms and
+    curves as the per-list path, and no encoding per sweep afterwards."""
+    lazy = Sweeper(tiny.pipeline, tiny.context, level)
+    prepared = Sweeper(tiny.pipeline, tiny.context, level)
+    prepared.prepare()
+    for key in tiny.context.lists:
+        for context in (1, 7, MAX_CONTEXT):
+            np.testing.assert_array_equal(prepared._context_block(key, context), lazy._context_block(key, context))
+        assert prepared.terms(key) == lazy.terms(key)
+        request = SweepRequest(key[0], segment=key[1], bins=11)
+        assert prepared.sweep(request).to_dict() == lazy.sweep(request).to_dict()
+    assert not prepared._context_block(key, 3).flags.writeable
+
+
 def test_plans_predicted_together_answer_like_each_alone(sweeper, tiny, key) -> None:
     other = (tiny.context.lists[1][0], tiny.context.lists[1][1])
     plans = [
