@@ -17,7 +17,7 @@ both models know, and the medians are compared. The new run is **refused** when
   and scored (no honest comparison), or
 - its primary fails the behavioural checks: demand must fall with price (the training gate checks every
   family before it may be stored, so a primary has passed it) and the optimum must lie inside the grid: of
-  the 50 best sellers, at most ``MAX_EDGE_SHARE`` (10) may have their optimum on the grid's edge without
+  the 50 best sellers, at most ``MAX_EDGE_SHARE`` of them (0.2: 10) may have their optimum on the grid's edge without
   being flagged not identifiable. Flagged lists are honest pooled answers; on the real file 21 of 50 optima
   sit on an edge and every one of them is flagged, on the smoke data 4 of 50, also all flagged.
 
