@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -66,7 +67,12 @@ logging.getLogger("pricing").setLevel(logging.INFO)
 logging.getLogger("bentoml._internal.server.http_app").addFilter(ClientErrorLogFilter())
 
 SETTINGS = load_settings()
-SERVING_ORDER = [str(model.tag) for model in serving_order(SETTINGS.run_id)]
+_MODELS = serving_order(SETTINGS.run_id)
+SERVING_ORDER = [str(model.tag) for model in _MODELS]
+# Workers (and workers restarted later) import this module again: they serve the run resolved here, not a
+# run published since (a retrain must not change a running service's models). The run is PRICING_RUN_ID's
+# when that is set; assigning also replaces an empty value.
+os.environ["PRICING_RUN_ID"] = _MODELS[0].info.metadata["run_id"]
 MODEL_ATTRIBUTES = ["primary" if rank == 0 else f"fallback_{rank}" for rank in range(len(SERVING_ORDER))]
 
 # FastAPI's own /openapi.json and /docs are off: /docs.json is the service's one document.

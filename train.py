@@ -7,14 +7,22 @@ Usage:
     python train.py --data export.csv --date-format "%d/%m/%Y %H:%M"   # when the file's date order is unclear
     python train.py --optuna-storage sqlite:///optuna.db    # share Optuna studies between processes
     python train.py --s3-bucket my-bucket                   # also upload features, reports and models
+    python train.py --max-regression 0.1                    # allow a primary up to 10% worse than the serving one
+    python train.py --force                                 # publish even if promotion refuses the run
 
-Models land in $BENTOML_HOME (default ~/bentoml); `bentoml models list` shows them.
+Models land in $BENTOML_HOME (default ~/bentoml); `bentoml models list` shows them. A run serves only once it
+is published: when its primary is not worse than the serving one by more than --max-regression on this run's
+held-out data and keeps its optima inside the grid (pricing/promotion.py), or with --force.
+
+Exit status: 0 published, 2 bad data, 3 every family refused by the gate, 4 promotion refused (the run's models
+are stored but not published; the serving run is unchanged).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -41,6 +49,16 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--synthetic-products", type=int, help="products in the generated data set")
     parser.add_argument("--period", choices=("W", "D"), default="W", help="demand per week (W, default) or per day (D)")
     parser.add_argument(
+        "--max-regression",
+        type=float,
+        default=TrainConfig.max_regression,
+        help="refuse to publish a primary whose held-out error is this much (relative) worse than the serving "
+        "primary's (default: %(default)s; inf: no comparison)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="publish even when promotion refuses the run (recorded in its metadata)"
+    )
+    parser.add_argument(
         "--date-format",
         help="strftime format of --data's InvoiceDate text, e.g. '%%d/%%m/%%Y %%H:%%M' (default: ISO, or the slash "
         "order the whole column shows)",
@@ -53,6 +71,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         parser.error(f"--families: unknown {', '.join(unknown) or '(empty)'}; choose from {', '.join(FAMILIES)}")
     if args.data is not None and not args.data.exists():
         parser.error(f"--data: {args.data} does not exist")
+    if math.isnan(args.max_regression) or args.max_regression < 0:
+        parser.error(f"--max-regression: {args.max_regression} must be a number >= 0 (inf: no comparison)")
     if args.date_format is not None and (args.data is None or "%" not in args.date_format):
         reason = "applies to --data only" if args.data is None else f"{args.date_format!r} has no % directive"
         parser.error(f"--date-format: {reason}; e.g. --date-format '%d/%m/%Y %H:%M' for 31/12/2010 08:26")
@@ -69,6 +89,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         synthetic_lines=args.synthetic_lines,
         synthetic_products=args.synthetic_products,
         period=args.period,
+        max_regression=args.max_regression,
+        force=args.force,
         date_format=args.date_format,
     )
 
@@ -78,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stdout)
     from pricing.data import DataError
+    from pricing.promotion import PromotionRefusedError
     from pricing.training import NoModelPassedError, run_training
 
     try:
@@ -88,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     except NoModelPassedError as exc:
         logging.getLogger("train").error("%s", exc)
         return 3
+    except PromotionRefusedError as exc:
+        logging.getLogger("train").error("%s", exc)
+        return 4
     return 0
 
 

@@ -96,6 +96,8 @@ class TrainConfig:
     synthetic_lines: int | None = None  # override the budget's synthetic data size
     synthetic_products: int | None = None
     period: str = "W"  # demand cells per week ("W") or day ("D"); see docs/MODELS.md
+    max_regression: float = 0.05  # refuse to publish a primary this much worse than the serving one (relative)
+    force: bool = False  # publish even when promotion refuses the run (recorded in the models' metadata)
     date_format: str | None = None  # strftime format of the data's InvoiceDate text; None: decided from the column
 
     @property

@@ -21,18 +21,30 @@ rows, so ``load_model`` with a ``shared`` dict keeps one copy of each in memory.
 else, so the libraries that loading and saving need are imported there.
 
 The serving order is the ranking training recorded (by pricing quality: ``metadata["ranking"]`` says which
-criterion). Each model of a run records the ``run_id`` and its ``rank`` (0 = primary); ``serving_order``
-returns the latest run's models in that order.
+criterion). Each model of a run records the ``run_id`` and its ``rank`` (0 = primary).
+
+Publishing is explicit: a run serves only once training has written it into the store's published-runs
+record (``pricing-published.json`` in the model store's directory, replaced atomically) after every model of
+the run is saved; a run that promotion refused (``pricing.promotion``) stays in the store, unpublished.
+``serving_order()`` returns the latest published run's models in order; a store without the record (one
+trained before publishing existed, or a bento's own store, which holds only the run it was built from)
+serves its latest run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import json
 import logging
+import os
 import platform
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +60,7 @@ if TYPE_CHECKING:
 
 MODEL_PREFIX = "pricing_"
 ESTIMATOR_DIR, PIPELINE_FILE = "estimator", "pipeline.joblib"
+PUBLISHED_FILE = "pricing-published.json"  # in the model store's directory; BentoML lists directories only
 log = logging.getLogger(__name__)
 
 _VERSIONED = ("bentoml", "torch", "xgboost-cpu", "lightgbm", "scikit-learn", "numpy", "pandas", "optuna")
@@ -179,22 +192,126 @@ def _once(shared: dict[str, Any], digests: dict[str, str], files: list[str], loa
 
 
 def serving_order(run_id: str | None = None) -> list[bentoml.Model]:
-    """The models of one training run (default: the latest) ordered primary first."""
-    runs: dict[str, list[bentoml.Model]] = {}
-    for model in bentoml.models.list():
-        if model.tag.name.startswith(MODEL_PREFIX) and "run_id" in model.info.metadata:
-            runs.setdefault(model.info.metadata["run_id"], []).append(model)
+    """The models of one training run ordered primary first; default: the latest published run (the latest
+    run when the store has no published-runs record)."""
+    runs = stored_runs()
     if not runs:
         raise LookupError("no trained pricing models in the BentoML model store: run `make train` first")
     if run_id is None:
-        run_id = max(runs, key=lambda r: max(m.info.creation_time for m in runs[r]))
+        run_id = serving_run_id(runs)
     elif run_id not in runs:
         raise LookupError(f"no models from training run {run_id!r} in the model store")
     return sorted(runs[run_id], key=lambda m: m.info.metadata["rank"])
 
 
+def stored_runs() -> dict[str, list[bentoml.Model]]:
+    """Every training run in the model store: run id -> its models (in no particular order)."""
+    runs: dict[str, list[bentoml.Model]] = {}
+    for model in bentoml.models.list():
+        if model.tag.name.startswith(MODEL_PREFIX) and "run_id" in model.info.metadata:
+            runs.setdefault(model.info.metadata["run_id"], []).append(model)
+    return runs
+
+
+def serving_run_id(runs: dict[str, list[bentoml.Model]] | None = None) -> str:
+    """The run that serves by default: the latest published one still in the store, or without a published-runs
+    record the latest run."""
+    runs = stored_runs() if runs is None else runs
+    published = published_runs()
+    if published is None:
+        if not runs:
+            raise LookupError("no trained pricing models in the BentoML model store: run `make train` first")
+        return _latest(runs)
+    for entry in reversed(published):
+        if entry["run_id"] in runs:
+            return entry["run_id"]
+    unpublished = ", ".join(sorted(runs)) or "none"
+    raise LookupError(
+        f"no published training run in the model store ({len(published)} published, none of them still stored; "
+        f"unpublished runs: {unpublished}): train again, or serve a run with PRICING_RUN_ID"
+    )
+
+
+def _latest(runs: dict[str, list[bentoml.Model]]) -> str:
+    return max(runs, key=lambda r: max(m.info.creation_time for m in runs[r]))
+
+
+def published_path() -> Path:
+    """Where the active model store keeps its published-runs record."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    return Path(BentoMLContainer.model_store.get()._path) / PUBLISHED_FILE
+
+
+def published_runs() -> list[dict[str, Any]] | None:
+    """The published-runs record, oldest first (each entry: ``run_id``, ``published_at``, ``forced``), or None
+    when the store has none."""
+    path = published_path()
+    try:
+        runs = json.loads(path.read_text())["runs"]
+        return [{**entry, "run_id": str(entry["run_id"])} for entry in runs]
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LookupError(f"{path}: not a valid published-runs record ({exc!r})") from exc
+
+
+def ensure_published_record() -> None:
+    """Give the store a published-runs record if it has none, naming the run that serves now (the latest), so
+    that runs saved from now on serve only once published. Training calls this before it saves anything."""
+    path = published_path()
+    with _locked(path):
+        if published_runs() is None:
+            runs = stored_runs()
+            _write(path, [_entry(_latest(runs), forced=False, note="served before publishing")] if runs else [])
+
+
+def publish_run(run_id: str, *, forced: bool = False) -> None:
+    """Make ``run_id`` (whose models must all be saved) the run that serves by default.
+
+    The record is rewritten through a temporary file and ``os.replace``: a reader sees the old record or the
+    new one, never half of one.
+    """
+    if run_id not in stored_runs():
+        raise LookupError(f"no models from training run {run_id!r} in the model store")
+    path = published_path()
+    with _locked(path):
+        _write(path, [*(published_runs() or []), _entry(run_id, forced=forced)])
+
+
+def _write(path: Path, published: list[dict[str, Any]]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{PUBLISHED_FILE}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide the record from a service running as another user
+        with os.fdopen(fd, "w") as out:
+            json.dump({"runs": published}, out, indent=1)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _entry(run_id: str, *, forced: bool, note: str | None = None) -> dict[str, Any]:
+    entry = {"run_id": run_id, "published_at": datetime.now(UTC).isoformat(timespec="seconds"), "forced": forced}
+    return entry | ({"note": note} if note else {})
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Serialise writers of the record (two trainings finishing at once must not lose an entry)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (path.parent / f".{PUBLISHED_FILE}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def main() -> int:
-    """Print the serving order of the latest run (``python -m pricing.registry``); exit 1 if there is none."""
+    """Print the serving order of the run that serves (``python -m pricing.registry``); exit 1 if there is none."""
     try:
         models = serving_order()
     except LookupError as exc:

@@ -102,6 +102,7 @@ class ServedModel:
             "metrics": meta.get("metrics", {}),
             "trained_at": meta.get("trained_at"),
             "run_id": meta.get("run_id"),
+            "promotion": meta.get("promotion"),
         }
 
 

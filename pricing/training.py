@@ -16,11 +16,18 @@ one line of the run's output. The **serving order** ranks the families that pass
 the ground truth when there is one (synthetic data), else by the held-out price-response error. The
 statistical baseline (``pricing.evaluate.ListBaseline``) is reported next to every family.
 
+**Promotion** (``pricing.promotion``) then decides whether the run may replace the one that serves: its
+primary against the serving primary on this run's held-out data, and the optimum inside the grid. Every
+model of the run is saved either way, with the decision in ``metadata["promotion"]``; only a promoted run
+(or one published with ``force``) is published, after all its models are saved, and a refused run ends
+with ``PromotionRefusedError`` once its reports are written.
+
 The run writes:
 
 - ``<data_dir>/synthetic/`` the generated transactions and ``ground_truth.csv`` (when no --data);
 - ``<data_dir>/features/`` the feature store: train/val/test Parquet of demand cells with features and target;
-- the BentoML model store: one ``pricing_<family>`` model per family that passed the gate, in serving order;
+- the BentoML model store: one ``pricing_<family>`` model per family that passed the gate, in serving order,
+  and the run's entry in the store's published-runs record when it is promoted;
 - ``<reports_dir>/`` ``metrics.json``, ``metrics.md``, ``pricing.csv``, ``edges.csv`` and PNG plots;
   optionally all of it on S3.
 """
@@ -56,7 +63,8 @@ from pricing.evaluate import (
 )
 from pricing.features import FEATURES, KEYS, FeaturePipeline, Split, split_by_time, to_target, units_at_price
 from pricing.models import PriceModel, model_class
-from pricing.registry import role_of, save_model
+from pricing.promotion import Contender, HeldOutData, PromotionRefusedError, decide
+from pricing.registry import ensure_published_record, publish_run, role_of, save_model
 from pricing.report import (
     metrics_table,
     plot_predicted_vs_actual,
@@ -194,9 +202,17 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
     if truth is not None:
         baseline_record["pricing"] = _baseline_pricing(runs[0].record["pricing_table"])
 
-    # Serving order by pricing quality; then save every family that passed into the model store.
+    # Serving order by pricing quality; promotion against the run that serves now; then save every family that
+    # passed into the model store, and publish the run if it was promoted.
     criterion = "pricing_error" if truth is not None else "heldout_price_response"
     runs.sort(key=lambda r: _ranking_score(r.record, criterion))
+    decision = decide(
+        Contender(runs[0].family, runs[0].model, serving.pipeline, serving.context),
+        runs[0].record,
+        HeldOutData(criterion, events=events, truth=truth, codes=judged, baseline=baseline),
+        max_regression=config.max_regression,
+        force=config.force,
+    )
     shared = {
         "run_id": run_id,
         "data_hash": data_hash,
@@ -208,7 +224,9 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
         "training_cells": len(demand.cells),
         "ranking": {"criterion": criterion, "order": [r.family for r in runs]},
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "promotion": decision.metadata(),
     }
+    ensure_published_record()  # from here on, only a published run serves from this store
     for rank, run in enumerate(runs):
         run.record["rank"] = rank
         run.record["role"] = role_of(rank)
@@ -216,10 +234,13 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
         metadata = {**shared, **_meta(run)}
         run.record["tag"] = save_model(run.model, serving.pipeline, serving.context, rank=rank, metadata=metadata)
         log.info("saved %-10s as %s (%s)", run.family, run.record["tag"], run.record["role"])
+    if decision.publish:
+        publish_run(run_id, forced=decision.forced)
+        log.info("published run %s: it serves from this model store by default", run_id)
 
     # Reports.
     record = {
-        **{k: shared[k] for k in ("run_id", "budget", "seed", "period", "trained_at", "ranking")},
+        **{k: shared[k] for k in ("run_id", "budget", "seed", "period", "trained_at", "ranking", "promotion")},
         "data": {
             "source": dataset.source,
             "hash": data_hash,
@@ -236,16 +257,24 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
         "seconds": time.perf_counter() - started,
     }
     write_reports(config.reports_dir, record, runs, matrices.actual["test"], serving, truth)
-    if config.s3_bucket:
+    if config.s3_bucket and decision.publish:
         upload_outputs(config, runs)
+    elif config.s3_bucket:
+        log.warning("nothing uploaded to s3://%s: the run was not published", config.s3_bucket)
     log.info(
         "metrics (test periods; pricing on the %d best-selling lists whose price moved):\n%s",
         len(judged),
         metrics_table([*record["models"], baseline_record]),
     )
     log.info(
-        "done in %.0f s; serving order (%s): %s", record["seconds"], criterion, " > ".join(record["serving_order"])
+        "done in %.0f s; serving order (%s): %s; %s",
+        record["seconds"],
+        criterion,
+        " > ".join(record["serving_order"]),
+        "published" if decision.publish else "stored, NOT published",
     )
+    if not decision.publish:
+        raise PromotionRefusedError(decision.message)
     return record
 
 

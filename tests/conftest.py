@@ -32,6 +32,9 @@ os.environ["BENTOML_DO_NOT_TRACK"] = "1"
 
 MOTO_START_DEADLINE_S = 20.0
 SMOKE_TRAIN_TIMEOUT_S = 600
+# The session's trainings share one model store, in whatever order the selected tests need them: each is
+# published without comparing it with the one trained before it (promotion's own tests compare).
+NO_COMPARISON = ("--max-regression", "inf")
 _MARKERS = ("unit", "data", "model", "integration", "cloud")
 
 
@@ -158,6 +161,7 @@ def smoke_run(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Smo
     command = [
         sys.executable, "train.py", "--budget", "smoke", "--data-dir", str(work / "data"),
         "--reports-dir", str(work / "reports"), "--s3-bucket", bucket, "--s3-prefix", "smoke",
+        *NO_COMPARISON,
     ]  # fmt: skip
     proc = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=SMOKE_TRAIN_TIMEOUT_S, check=False
@@ -189,7 +193,7 @@ def twin_run(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
     data.truth.to_csv(work / "ground_truth.csv", index=False)
     command = [
         sys.executable, "train.py", "--data", str(work / "twins.csv.gz"), "--budget", "smoke",
-        "--data-dir", str(work / "data"), "--reports-dir", str(work / "reports"),
+        "--data-dir", str(work / "data"), "--reports-dir", str(work / "reports"), *NO_COMPARISON,
     ]  # fmt: skip
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=SMOKE_TRAIN_TIMEOUT_S, check=False)
     run = SmokeRun(proc.returncode, proc.stdout + proc.stderr, work / "data", work / "reports", "", "")
@@ -223,6 +227,23 @@ def tiny() -> TinyAssets:
     split = split_by_time(demand.cells)
     pipeline = FeaturePipeline().fit(split.train)
     return TinyAssets(demand, split, pipeline, ContextStore.build(demand.cells, demand.lists, pipeline), raw.truth)
+
+
+@pytest.fixture
+def fresh_store(tmp_path: Path) -> Iterator[Path]:
+    """An empty model store of the test's own (the session's holds the smoke runs), its directory; the
+    session's store is active again afterwards."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+    from bentoml._internal.models import ModelStore
+
+    session = BentoMLContainer.model_store.get()
+    directory = tmp_path / "models"
+    directory.mkdir()
+    BentoMLContainer.model_store.set(ModelStore(directory))
+    try:
+        yield directory
+    finally:
+        BentoMLContainer.model_store.set(session)
 
 
 @dataclass(frozen=True)

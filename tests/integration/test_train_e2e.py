@@ -125,9 +125,11 @@ def test_train_on_a_user_file_with_its_ground_truth(tmp_path: Path) -> None:
         [sys.executable, "train.py", "--data", str(tmp_path / "retail.csv"), "--budget", "smoke",
          "--families", "elasticnet", "--data-dir", str(tmp_path / "d"), "--reports-dir", str(tmp_path / "r")],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml")},  # its own store: nothing to compare with
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     record = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert record["promotion"]["published"] is True and "nothing to compare with" in record["promotion"]["note"]
     assert record["data"]["source"] == str(tmp_path / "retail.csv")
     assert [m["family"] for m in record["models"]] == ["elasticnet"]
     assert "pricing" in record["models"][0]

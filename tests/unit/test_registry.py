@@ -1,7 +1,8 @@
-"""The model store as the contract between training and serving."""
+"""The model store as the contract between training and serving, and which of its runs serves."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import bentoml
@@ -11,7 +12,18 @@ import pytest
 
 from pricing.features import FEATURES
 from pricing.models import model_class
-from pricing.registry import load_model, model_name, role_of, save_model, serving_order
+from pricing.registry import (
+    PUBLISHED_FILE,
+    ensure_published_record,
+    load_model,
+    model_name,
+    publish_run,
+    published_runs,
+    role_of,
+    save_model,
+    serving_order,
+    serving_run_id,
+)
 from pricing.sweep import SweepRequest
 
 
@@ -68,12 +80,63 @@ def test_labels_and_metadata(fitted, tiny) -> None:
     assert {"bentoml", "torch", "scikit-learn", "numpy", "python"} <= set(meta["library_versions"])
 
 
-def test_serving_order_is_the_latest_runs_models_by_rank(fitted, tiny) -> None:
+def test_a_store_without_a_published_record_serves_its_latest_run(fresh_store, fitted, tiny) -> None:
     old_run, _ = save_run(fitted, tiny, ["elasticnet", "svr"])
     _, new_tags = save_run(fitted, tiny, ["svr", "elasticnet"])
+    assert published_runs() is None
     assert [str(m.tag) for m in serving_order()] == new_tags
     assert [m.info.metadata["run_id"] for m in serving_order(old_run)] == [old_run, old_run]
     assert [m.info.labels["family"] for m in serving_order(old_run)] == ["elasticnet", "svr"]
+
+
+def test_only_a_published_run_serves(fresh_store, fitted, tiny) -> None:
+    first, first_tags = save_run(fitted, tiny, ["elasticnet"])
+    ensure_published_record()  # what training does before it saves: the run serving now is recorded
+    assert [e["run_id"] for e in published_runs()] == [first]
+    unpublished, _ = save_run(fitted, tiny, ["svr"])
+    assert serving_run_id() == first
+    assert [str(m.tag) for m in serving_order()] == first_tags
+    assert [m.info.metadata["run_id"] for m in serving_order(unpublished)] == [unpublished]  # asked by id
+
+    publish_run(unpublished, forced=True)
+    assert serving_run_id() == unpublished
+    record = json.loads((fresh_store / PUBLISHED_FILE).read_text())
+    assert [(e["run_id"], e["forced"]) for e in record["runs"]] == [(first, False), (unpublished, True)]
+    assert (fresh_store / PUBLISHED_FILE).stat().st_mode & 0o777 == 0o644
+    files = {p.name for p in fresh_store.iterdir() if p.is_file()}
+    assert files == {PUBLISHED_FILE, f".{PUBLISHED_FILE}.lock"}, "no temporary file left behind"
+    ensure_published_record()  # a record that exists is left alone
+    assert [e["run_id"] for e in published_runs()] == [first, unpublished]
+
+
+def test_an_empty_store_gets_an_empty_record_and_a_refused_first_run_does_not_serve(fresh_store, fitted, tiny) -> None:
+    ensure_published_record()
+    assert published_runs() == []
+    refused, _ = save_run(fitted, tiny, ["elasticnet"])
+    with pytest.raises(LookupError, match=f"no published training run.*unpublished runs: {refused}"):
+        serving_order()
+
+
+def test_the_latest_published_run_still_in_the_store_serves(fresh_store, fitted, tiny) -> None:
+    kept, _ = save_run(fitted, tiny, ["elasticnet"])
+    deleted, (tag,) = save_run(fitted, tiny, ["svr"])
+    publish_run(kept)
+    publish_run(deleted)
+    bentoml.models.delete(tag)
+    assert serving_run_id() == kept
+
+
+def test_publishing_a_run_that_is_not_stored_is_refused(fresh_store) -> None:
+    with pytest.raises(LookupError, match="no-such-run"):
+        publish_run("no-such-run")
+    assert not (fresh_store / PUBLISHED_FILE).exists()
+
+
+def test_a_damaged_record_is_named(fresh_store, fitted, tiny) -> None:
+    save_run(fitted, tiny, ["elasticnet"])
+    (fresh_store / PUBLISHED_FILE).write_text('{"runs": [')
+    with pytest.raises(LookupError, match=f"{PUBLISHED_FILE}: not a valid published-runs record"):
+        serving_order()
 
 
 def test_unknown_run_is_a_lookup_error() -> None:

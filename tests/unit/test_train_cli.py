@@ -60,3 +60,33 @@ def test_a_run_whose_every_family_the_gate_refused_fails_with_one_line(monkeypat
     (record,) = [r for r in caplog.records if r.name == "train"]
     assert record.levelname == "ERROR" and "refused by the gate: torch" in record.getMessage()
     assert record.exc_info is None, "an expected failure is one line, not a traceback"
+
+
+def test_promotion_options(capsys) -> None:
+    assert parse_args([]).max_regression == 0.05 and parse_args([]).force is False
+    config = parse_args(["--max-regression", "0.2", "--force"])
+    assert config.max_regression == 0.2 and config.force is True
+    assert parse_args(["--max-regression", "inf"]).max_regression == float("inf")
+
+
+@pytest.mark.parametrize("value", ["-0.1", "nan"])
+def test_max_regression_must_not_be_negative(value: str, capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse_args(["--max-regression", value])
+    assert info.value.code == 2
+    assert f"--max-regression: {float(value)} must be a number >= 0" in capsys.readouterr().err
+
+
+def test_a_run_promotion_refused_fails_with_exit_4_and_one_line(monkeypatch, caplog) -> None:
+    import pricing.training
+    import train
+    from pricing.promotion import PromotionRefusedError
+
+    def refuse(config) -> None:
+        raise PromotionRefusedError("promotion refused, the run is stored but not published: worse")
+
+    monkeypatch.setattr(pricing.training, "run_training", refuse)
+    assert train.main(["--budget", "smoke"]) == 4
+    (record,) = [r for r in caplog.records if r.name == "train"]
+    assert record.levelname == "ERROR" and record.getMessage().startswith("promotion refused")
+    assert record.exc_info is None
