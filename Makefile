@@ -11,7 +11,7 @@ BENTOS ?= bentos
 BACKEND ?= docker
 BENTO ?= pricing:latest
 
-.PHONY: help install test train train-smoke serve build containerize image-test bench loadtest lint format clean
+.PHONY: help install test train train-smoke serve build containerize image-test bench loadtest chaos soak lint format clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -75,6 +75,15 @@ bench: $(STAMP) ## sweep, context, cold-start and HTTP benchmarks, web page (BEN
 loadtest: $(STAMP) ## Locust ramp-up load test (LOADTEST_HOST=url: a running server; BENCH_DATA=file); reports/loadtest/
 	@test -n "$$LOADTEST_HOST" || $(BIN)/python -m pricing.registry >/dev/null || $(BENCH_TRAIN)
 	$(BIN)/python loadtests/run.py $(LOADTEST_OUT) $(LOADTEST_ARGS)
+
+chaos: $(STAMP) ## faults under the Locust ramp: Redis killed, primary failing, worker killed, cache full (CHAOS_ARGS); reports/chaos/
+	@$(BIN)/python -m pricing.registry >/dev/null || $(BENCH_TRAIN)
+	$(BIN)/python loadtests/chaos.py $(CHAOS_ARGS)
+
+SOAK_MINUTES ?= 30
+soak: $(STAMP) ## the ramp, then full load for SOAK_MINUTES (30); RSS of the service tree must not grow; reports/soak/
+	@$(BIN)/python -m pricing.registry >/dev/null || $(BENCH_TRAIN)
+	$(BIN)/python loadtests/soak.py --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check .
