@@ -274,14 +274,16 @@ class Chaos:
             used = int(client.info("memory")["used_memory"])
             client.config_set("maxmemory-policy", "noeviction")
             client.config_set("maxmemory", used + FILL_HEADROOM)
-            written = 0
-            with contextlib.suppress(redis.exceptions.OutOfMemoryError):
-                while written < 10 * FILL_HEADROOM // len(FILLER_VALUE):
+            written, full = 0, False
+            while not full and written < 10 * FILL_HEADROOM // len(FILLER_VALUE):
+                try:
                     client.set(f"{FILLER_PREFIX}{written}", FILLER_VALUE)
                     written += 1
+                except redis.exceptions.OutOfMemoryError:
+                    full = True  # Redis refuses writes: the state the service must survive
             info = client.info("memory")
-            used, limit = int(info["used_memory"]), int(info["maxmemory"])
-            record.effect.update(maxmemory=limit, used_memory=used, filler_keys=written, full=used >= limit)
+            record.effect.update(maxmemory=int(info["maxmemory"]), used_memory=int(info["used_memory"]),
+                                 filler_keys=written, full=full)  # fmt: skip
 
     def _free_redis(self, record: FaultRecord) -> None:
         with self.redis.client() as client:
@@ -442,7 +444,7 @@ def fault_reasons(
     if name in ("redis", "cache-full") and not counter_sum(moved, "pricing_cache_errors_total"):
         reasons.append("pricing_cache_errors_total did not move: the fault did not reach the service")
     if name == "cache-full" and not record.effect.get("full"):
-        reasons.append(f"Redis was not filled to its maxmemory: {record.effect}")
+        reasons.append(f"Redis never refused a write for lack of memory: {record.effect}")
     if name == "model":
         if not figures["fallback_answers_in_window"]:
             reasons.append("no fallback answered during the window: the primary fault did not take effect")
