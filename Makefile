@@ -11,7 +11,7 @@ BENTOS ?= bentos
 BACKEND ?= docker
 BENTO ?= pricing:latest
 
-.PHONY: help install test audit train train-smoke serve build containerize image-test bench loadtest fuzz lint format clean
+.PHONY: help install test audit train train-smoke serve build containerize image-test bench loadtest fuzz chaos soak lint format clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -82,6 +82,15 @@ loadtest: $(STAMP) ## Locust ramp-up load test (LOADTEST_HOST=url: a running ser
 fuzz: $(STAMP) ## Schemathesis over the served /docs.json, more examples than make test (FUZZ_ARGS); reports/fuzz/
 	@$(BIN)/python -m pricing.registry >/dev/null || $(BENCH_TRAIN)
 	$(BIN)/python -m tests.integration.test_fuzz $(FUZZ_ARGS)
+
+chaos: $(STAMP) ## faults under the Locust ramp: Redis killed, primary failing, worker killed, cache full (CHAOS_ARGS); reports/chaos/
+	@$(BIN)/python -m pricing.registry >/dev/null || $(BENCH_TRAIN)
+	$(BIN)/python loadtests/chaos.py $(CHAOS_ARGS)
+
+SOAK_MINUTES ?= 30
+soak: $(STAMP) ## the ramp, then full load for SOAK_MINUTES (30); RSS of the service tree must not grow; reports/soak/
+	@$(BIN)/python -m pricing.registry >/dev/null || $(BENCH_TRAIN)
+	$(BIN)/python loadtests/soak.py --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check .

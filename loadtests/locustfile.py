@@ -21,14 +21,17 @@ Scenarios (``--scenario``; the load shape picks the user classes, so no class na
 Products come from the served catalogue (GET /products, paged), fetched once per process when the test starts.
 The header X-API-Key is sent when LOADTEST_API_KEY or PRICING_API_KEY is set. With --report-json PATH the
 run's figures (totals per request name, errors, the hold phase or the knee steps) are written as JSON when the
-test stops; loadtests/run.py reads them.
+test stops; loadtests/run.py reads them. With --request-log PATH every request is also written as one CSV line
+as it completes (loadtests/chaos.py and soak.py time their faults and windows against it), and
+--accept-fallback lets a fallback model's answer pass (the chaos test breaks the primary on purpose).
 
 A 200 with a wrong body is a failure: every answer is checked for its length, its price range, the consistency
-of the optimum with the curve, and that the primary model answered.
+of the optimum with the curve, and that the primary model answered (unless --accept-fallback).
 """
 
 from __future__ import annotations
 
+import csv
 import itertools
 import json
 import logging
@@ -75,6 +78,14 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument(
         "--report-json", default="", include_in_web_ui=False, help="write the run's figures to this JSON file"
     )
+    parser.add_argument(
+        "--accept-fallback", action="store_true", include_in_web_ui=False,
+        help="count a correct answer from a fallback model as a success (chaos tests break the primary on purpose)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--request-log", default="", include_in_web_ui=False,
+        help="write one CSV line per request to this file (start, duration, route, ok, fallback, cached, error)",
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -178,6 +189,55 @@ def _option(environment: Any, name: str, default: Any) -> Any:
     return getattr(environment.parsed_options, name, default) if environment.parsed_options else default
 
 
+class RequestLog:
+    """One CSV line per completed request (--request-log), flushed as it is written so a reader can follow."""
+
+    COLUMNS = ("start", "ms", "name", "ok", "fallback", "cached", "error")
+
+    def __init__(self, path: str) -> None:
+        self.handle = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed on test_stop
+        self.writer = csv.writer(self.handle)
+        self.writer.writerow(self.COLUMNS)
+
+    def write(self, start: float, ms: float, name: str, exception: Any, context: dict[str, Any]) -> None:
+        """Record one request: its wall-clock start (Unix seconds), duration and outcome."""
+        error = "" if exception is None else str(exception).replace("\n", " ")[:200]
+        flags = (int(bool(context.get("fallback"))), int(bool(context.get("cached"))))
+        self.writer.writerow((f"{start:.3f}", f"{ms:.1f}", name, int(exception is None), *flags, error))
+        self.handle.flush()
+
+    def close(self) -> None:
+        """Close the file."""
+        self.handle.close()
+
+
+REQUEST_LOG: list[RequestLog] = []
+
+
+@events.test_start.add_listener
+def open_request_log(environment: Any, **_kwargs: Any) -> None:
+    """Open --request-log, when given."""
+    path = _option(environment, "request_log", "")
+    if path and not REQUEST_LOG:
+        REQUEST_LOG.append(RequestLog(path))
+
+
+@events.request.add_listener
+def log_request(
+    name: str, response_time: float, exception: Any, context: dict[str, Any], start_time: float, **_kwargs: Any
+) -> None:
+    """Write the request to --request-log, when given."""
+    if REQUEST_LOG:
+        REQUEST_LOG[0].write(start_time, response_time, name, exception, context or {})
+
+
+@events.test_stop.add_listener
+def close_request_log(**_kwargs: Any) -> None:
+    """Close --request-log after the last request."""
+    while REQUEST_LOG:
+        REQUEST_LOG.pop().close()
+
+
 # ---------------------------------------------------------------------------------------------------
 # Answer checks: each returns why an answer is wrong, or None
 
@@ -218,11 +278,14 @@ def curve_problem(
     return None
 
 
-def sweep_problem(body: dict[str, Any], stockcode: str, lo: float, hi: float, bins: int) -> str | None:
+def sweep_problem(
+    body: dict[str, Any], stockcode: str, lo: float, hi: float, bins: int, accept_fallback: bool = False
+) -> str | None:
     """What is wrong with a /price_sweep or /invocations answer, if anything."""
     if body.get("stockcode") != stockcode:
         return f"answer is for {body.get('stockcode')!r}, asked for {stockcode!r}"
-    if body.get("fallback_used") or body.get("model", {}).get("role") != "primary":
+    fallback = body.get("fallback_used") or body.get("model", {}).get("role") != "primary"
+    if fallback and not accept_fallback:
         return f"answered by fallback {body.get('model', {}).get('name')} (the primary failed or was too slow)"
     if not body.get("context_rows", 0) > 0:
         return "no context rows"
@@ -273,7 +336,11 @@ class PricingUser(HttpUser):
                 response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
                 return
             answer = response.json()
-            problem = sweep_problem(answer, body["stockcode"], lo, hi, body["bins"])
+            accept = _option(self.environment, "accept_fallback", False)
+            problem = sweep_problem(answer, body["stockcode"], lo, hi, body["bins"], accept)
+            # The request log tells fallback and cached answers apart (the legacy route's list says neither).
+            response.request_meta["context"] = {"fallback": bool(answer.get("fallback_used")),
+                                                "cached": bool(answer.get("cached"))}  # fmt: skip
             if problem:
                 response.failure(problem)
             elif answer["cached"]:

@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 import pyarrow
 
+from pricing import faults
 from pricing.batching import Batcher
 from pricing.features import KEYS, units_at_price
 from pricing.limits import DEFAULT_TIME_BUDGET_S
@@ -265,9 +266,11 @@ class PricingEngine:
         return self._sweeper
 
     def _primary_plans_stats(self, plans: Sequence[SweepPlan]) -> list[np.ndarray]:
+        faults.check("primary")  # a test facility (pricing.faults); returns at once unless PRICING_FAULTS_FILE
         return plans_stats(self._first().stored.estimator.predict, plans)
 
     def _primary_levels(self, matrices: Sequence[np.ndarray]) -> list[np.ndarray]:
+        faults.check("primary")
         levels = np.asarray(self._first().stored.estimator.predict(np.vstack(matrices)))
         return np.split(levels, np.cumsum([len(m) for m in matrices])[:-1])
 
