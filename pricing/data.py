@@ -253,6 +253,7 @@ def _read_bytes(path: Path) -> bytes:
             return _read_zip_member(path)
         with openers[kind](path) as stream:
             return stream.read()
+    # zipfile raises NotImplementedError for a compression method it does not support: a file we cannot read.
     except (OSError, EOFError, lzma.LZMAError, zlib.error, zipfile.BadZipFile, NotImplementedError) as error:
         reason = _shorten(str(error) or type(error).__name__, 120)
         if kind is None:

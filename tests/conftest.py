@@ -22,9 +22,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from pricing.local_server import stop_group
 from tests.support import ROOT, free_port
+
+# The property tests (Hypothesis): a fixed seed and no example database, so every run tries the same examples;
+# no deadline, as the machine is shared and a slow example is not a failure.
+settings.register_profile(
+    "pricing",
+    max_examples=120,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile("pricing")
 
 _BENTOML_HOME = Path(tempfile.mkdtemp(prefix="pricing-test-bentoml-"))
 os.environ["BENTOML_HOME"] = str(_BENTOML_HOME)

@@ -2,7 +2,7 @@
 or raises a one-line ``DataError``, never another exception; and slash dates are never read in the wrong
 order without a word.
 
-Hypothesis runs derandomized (a fixed seed, no example database) with a bounded number of examples.
+Hypothesis runs with the suite's profile (tests/conftest.py): derandomized, no example database, bounded examples.
 """
 
 from __future__ import annotations
@@ -16,18 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pricing.data import COLUMNS, DataError, clean_transactions, read_transactions, validate_transactions
-
-PROPERTY = settings(
-    max_examples=120,
-    derandomize=True,
-    database=None,
-    deadline=None,  # the machine is shared: a slow example is not a failure
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 
 HEADER = list(COLUMNS)
 VALID_ROW = ["536365", "85123A", "WHITE HANGING HEART T-LIGHT HOLDER", "6", "2010-12-01 08:26:00", "2.55", "17850",
@@ -102,7 +94,6 @@ def assert_frame_or_data_error(path: Path, date_format: str | None = None) -> No
 
 
 def test_any_bytes_as_a_csv_give_a_frame_or_a_data_error(folder) -> None:
-    @PROPERTY
     @given(data=st.binary(max_size=3_000), suffix=st.sampled_from([".csv", ".csv.gz", ".xlsx", ".parquet", ".zip"]))
     def check(data: bytes, suffix: str) -> None:
         path = folder / f"bytes{suffix}"
@@ -113,7 +104,6 @@ def test_any_bytes_as_a_csv_give_a_frame_or_a_data_error(folder) -> None:
 
 
 def test_any_csv_like_text_in_any_encoding_gives_a_frame_or_a_data_error(folder) -> None:
-    @PROPERTY
     @given(text=csv_texts(), name=encoding, date_format=st.sampled_from([None, None, "%d/%m/%Y %H:%M", "%Y"]))
     def check(text: str, name: str, date_format: str | None) -> None:
         path = folder / "text.csv"
@@ -129,7 +119,6 @@ COMPRESSORS = {".csv.gz": gzip.compress, ".csv.xz": lzma.compress, ".csv.bz2": b
 def test_a_compressed_file_cut_or_damaged_anywhere_gives_a_frame_or_a_data_error(folder) -> None:
     whole = "\n".join(",".join(fields) for fields in [HEADER, *[VALID_ROW] * 40]) + "\n"
 
-    @PROPERTY
     @given(suffix=st.sampled_from(sorted(COMPRESSORS)), cut=st.floats(0, 1), flip=st.one_of(st.none(), st.integers()))
     def check(suffix: str, cut: float, flip: int | None) -> None:
         data = bytearray(COMPRESSORS[suffix](whole.encode()))
@@ -153,7 +142,6 @@ def test_any_frame_of_odd_values_validates_or_gives_a_data_error() -> None:
         st.booleans(),
     )
 
-    @PROPERTY
     @given(rows=st.lists(st.lists(value, min_size=len(HEADER), max_size=len(HEADER)), max_size=6))
     def check(rows: list[list]) -> None:
         frame = pd.DataFrame(rows, columns=HEADER, dtype=object)
@@ -175,7 +163,6 @@ def test_slash_dates_are_read_in_their_order_or_refused(folder) -> None:
     """Dates written day first or month first (zero-padded or not) come back exactly, or the column is refused as
     ambiguous when no field exceeds 12 and some date reads differently the other way round."""
 
-    @PROPERTY
     @given(
         when=st.lists(dates, min_size=1, max_size=30),
         day_first=st.booleans(),
@@ -220,7 +207,7 @@ def test_any_small_valid_transactions_pass_the_training_data_checks_or_give_a_da
         st.sampled_from([17850.0, float("nan"), 13047.0]),
     )
 
-    @settings(PROPERTY, max_examples=40)
+    @settings(max_examples=40)
     @given(lines=st.lists(line, min_size=1, max_size=80), period=st.sampled_from(["W", "D"]))
     def check(lines: list[tuple], period: str) -> None:
         columns = ["InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID"]

@@ -2,7 +2,7 @@
 (the API takes any finite positive bounds), any bin count and context size give a finite curve on the requested
 grid whose reported optimum is its maximum, with the optimum's interval on the grid around it.
 
-Hypothesis runs derandomized (a fixed seed, no example database) with a bounded number of examples.
+Hypothesis runs with the suite's profile (tests/conftest.py): derandomized, no example database, bounded examples.
 """
 
 from __future__ import annotations
@@ -11,20 +11,12 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pricing.features import FEATURES
 from pricing.limits import MAX_BINS, MAX_CONTEXT, MIN_BINS
 from pricing.sweep import Sweeper, SweepRequest, plans_stats, result_from_stats
-
-PROPERTY = settings(
-    max_examples=120,
-    derandomize=True,
-    database=None,
-    deadline=None,  # the machine is shared: a slow example is not a failure
-    suppress_health_check=[HealthCheck.too_slow],
-)
 
 positive = st.floats(min_value=0.0, exclude_min=True, allow_nan=False, allow_infinity=False)
 
@@ -78,7 +70,6 @@ def valid_range(sweeper: Sweeper, request: SweepRequest) -> tuple[float, float] 
 # exponential is the zero the curve should have there): numpy warns; the properties check the outcome.
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 def test_any_valid_request_gives_a_finite_curve_whose_optimum_is_its_maximum(sweeper, tiny) -> None:
-    @PROPERTY
     @given(request=requests(tiny.context.lists))
     def check(request: SweepRequest) -> None:
         ends = valid_range(sweeper, request)
@@ -122,7 +113,7 @@ def test_any_valid_request_gives_a_finite_curve_whose_optimum_is_its_maximum(swe
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 def test_sweeps_batched_together_answer_like_each_alone(sweeper, tiny) -> None:
-    @settings(PROPERTY, max_examples=40)
+    @settings(max_examples=40)
     @given(batch=st.lists(requests(tiny.context.lists), min_size=1, max_size=4))
     def check(batch: list[SweepRequest]) -> None:
         batch = [request for request in batch if valid_range(sweeper, request) is not None]
