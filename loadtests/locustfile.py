@@ -57,6 +57,7 @@ CACHED_SET_SIZE = 8
 MIN_SPAN = 0.2  # a requested range covers at least this share of the observed one, so curves stay meaningful
 REQUEST_TIMEOUT_S = 30
 TOLERANCE = 1e-9
+CONNECTION_ERROR = "connection error"  # how a request that got no HTTP answer is logged (chaos.py reads it)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -308,6 +309,13 @@ def legacy_problem(rows: list[dict[str, Any]], stockcode: str, lo: float, hi: fl
     return curve_problem(rows, optimal_price, optimal_sales, lo, hi, bins)
 
 
+def http_problem(response: Any) -> str:
+    """Why a non-200 answer failed: its status and body, or the connection error when no answer came."""
+    if response.status_code == 0:  # requests never got a status line: the connection failed or was cut
+        return f"{CONNECTION_ERROR}: {type(response.error).__name__}: {response.error}"[:300]
+    return f"HTTP {response.status_code}: {response.text[:200]}"
+
+
 def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=TOLERANCE, abs_tol=TOLERANCE)
 
@@ -333,7 +341,7 @@ class PricingUser(HttpUser):
         """POST a sweep and check the answer; answers from the cache are counted under '<route> (cached)'."""
         with self.client.post(route, json=body, name=route, catch_response=True) as response:
             if response.status_code != 200:
-                response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
+                response.failure(http_problem(response))
                 return
             answer = response.json()
             accept = _option(self.environment, "accept_fallback", False)
@@ -374,7 +382,7 @@ class SweepUser(PricingUser):
             f"/v1/predict-price/{body['stockcode']}", params=params, name=name, catch_response=True
         ) as response:
             if response.status_code != 200:
-                response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
+                response.failure(http_problem(response))
                 return
             problem = legacy_problem(response.json(), body["stockcode"], lo, hi, BINS)
             if problem:
