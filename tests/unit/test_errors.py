@@ -30,6 +30,10 @@ async def foreign_errors(request: Request) -> JSONResponse | PlainTextResponse:
         return JSONResponse([{"error": "unknown stockcode 'X'"}], 404)
     if kind == "crash":
         return JSONResponse({"error": "An unexpected error has occurred, please check the server log."}, 500)
+    if kind == "timeout":  # BentoML's traffic timeout (bentoml/_internal/server/http/traffic.py)
+        return JSONResponse({"error": "Not able to process the request in 60 seconds"}, 504)
+    if kind == "raise":
+        raise RuntimeError("a bug")
     return PlainTextResponse("Disallowed CORS origin", 400)
 
 
@@ -37,8 +41,8 @@ async def foreign_errors(request: Request) -> JSONResponse | PlainTextResponse:
 def client() -> Iterator[TestClient]:
     app = Starlette(routes=[Route("/echo", echo, methods=["POST"]), Route("/foreign", foreign_errors)])
     app.add_middleware(BodyLimitMiddleware, max_bytes=LIMIT)
-    app.add_middleware(ErrorBodyMiddleware)  # added last: outermost
-    with TestClient(app) as test_client:
+    app.add_middleware(ErrorBodyMiddleware, messages={504: "no answer within 60 s"})  # added last: outermost
+    with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
 
 
@@ -57,6 +61,8 @@ def test_field_names_are_written_as_a_client_writes_them(loc, name) -> None:
         ("bentoml-list", 404, None, "unknown stockcode 'X'"),
         ("crash", 500, None, "internal error: the server log has the details"),
         ("plain", 400, None, "Disallowed CORS origin"),
+        ("timeout", 504, None, "no answer within 60 s"),  # a status given its own message
+        ("raise", 500, None, "internal error: the server log has the details"),  # no answer had started
     ],
 )
 def test_foreign_error_bodies_are_rewritten_into_the_one_body(client, kind, status, field, message) -> None:
