@@ -227,15 +227,15 @@ class ErrorBodyMiddleware:
         start: Message | None = None
         chunks: list[bytes] = []
         size = 0
-        started = False
+        answered = False  # something went out to the client
 
         async def rewrite(message: Message) -> None:
-            nonlocal start, size, started
-            started = True
+            nonlocal start, size, answered
             if message["type"] == "http.response.start" and message["status"] >= 400:
                 start = message
                 return
             if start is None or message["type"] != "http.response.body":
+                answered = True
                 await send(message)
                 return
             body = message.get("body", b"")
@@ -249,12 +249,13 @@ class ErrorBodyMiddleware:
                 conforming = error_body(status, self.messages[status])
             else:
                 conforming = _conforming(scope, status, whole, size)
+            answered = True
             await _send_error(send, start, conforming)
 
         try:
             await self.app(scope, receive, rewrite)
         except Exception:
-            if not started:
+            if not answered:
                 await _send_error(send, {"status": 500, "headers": []}, error_body(500, _GENERIC[500]))
             raise
 

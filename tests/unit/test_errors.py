@@ -8,7 +8,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 from pricing.errors import ErrorBodyMiddleware, field_name
@@ -37,9 +37,20 @@ async def foreign_errors(request: Request) -> JSONResponse | PlainTextResponse:
     return PlainTextResponse("Disallowed CORS origin", 400)
 
 
+async def breaks_mid_answer(scope, receive, send) -> None:
+    """Starts an error answer, then fails before its body."""
+    await send({"type": "http.response.start", "status": 502, "headers": []})
+    raise RuntimeError("a bug after the start")
+
+
 @pytest.fixture
 def client() -> Iterator[TestClient]:
-    app = Starlette(routes=[Route("/echo", echo, methods=["POST"]), Route("/foreign", foreign_errors)])
+    routes = [
+        Route("/echo", echo, methods=["POST"]),
+        Route("/foreign", foreign_errors),
+        Mount("/broken", breaks_mid_answer),
+    ]
+    app = Starlette(routes=routes)
     app.add_middleware(BodyLimitMiddleware, max_bytes=LIMIT)
     app.add_middleware(ErrorBodyMiddleware, messages={504: "no answer within 60 s"})  # added last: outermost
     with TestClient(app, raise_server_exceptions=False) as test_client:
@@ -70,6 +81,16 @@ def test_foreign_error_bodies_are_rewritten_into_the_one_body(client, kind, stat
     assert response.status_code == status
     assert response.json() == {"error": {"status": status, "field": field, "message": message}}
     assert int(response.headers["content-length"]) == len(response.content)
+
+
+def test_an_error_answer_cut_short_by_an_exception_becomes_a_500_in_the_one_body(client) -> None:
+    response = client.get("/broken")
+    assert response.status_code == 500
+    assert response.json()["error"] == {
+        "status": 500,
+        "field": None,
+        "message": "internal error: the server log has the details",
+    }
 
 
 def test_router_errors_name_the_route(client) -> None:
