@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import pytest
 from bentoml._internal.server.http.traffic import MaxConcurrencyMiddleware, TimeoutMiddleware
+from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
 
 from pricing.auth import APIKeyMiddleware
 from pricing.edge import arrange
@@ -67,3 +72,29 @@ def test_a_list_it_does_not_recognise_fails_loudly() -> None:
         arrange(without_traffic)
     with pytest.raises(RuntimeError, match="ErrorBodyMiddleware"):
         arrange([m for m in bentoml_order() if m.cls is not ErrorBodyMiddleware])
+
+
+def test_with_any_origin_allowed_a_refusal_says_so_and_never_allows_credentials() -> None:
+    """A real app with the arranged list: the API key's 401 passes CORS on its way out (``*``, as configured by
+    PRICING_CORS_ORIGINS=*), never with Access-Control-Allow-Credentials, cookie or not."""
+
+    async def ok(_: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    middlewares = [
+        Middleware(TimeoutMiddleware, timeout=60),
+        Middleware(ErrorBodyMiddleware),
+        Middleware(APIKeyMiddleware, api_key="k"),
+        Middleware(CORSMiddleware, allow_origins=["*"], allow_credentials=False, allow_headers=["x-api-key"]),
+    ]
+    app = Starlette(routes=[Route("/model", ok)], middleware=arrange(middlewares))
+    with TestClient(app) as client:
+        for headers in ({"origin": "https://any.example"}, {"origin": "https://any.example", "cookie": "a=1"}):
+            refused = client.get("/model", headers=headers)
+            assert refused.status_code == 401 and refused.json()["error"]["field"] == "x-api-key"
+            assert refused.headers["access-control-allow-origin"] == "*"
+            assert "access-control-allow-credentials" not in refused.headers
+        preflight = client.options(
+            "/model", headers={"origin": "https://any.example", "access-control-request-method": "GET"}
+        )
+        assert preflight.status_code == 200, "a preflight needs no key"
