@@ -24,7 +24,7 @@ from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
-from pricing import route_metrics
+from pricing import edge, route_metrics
 from pricing.api import (
     LegacyPoint,
     PredictIn,
@@ -263,6 +263,9 @@ class Pricing:
 
 
 # Outermost first: every error body leaves in one shape, oversized bodies are refused before anything reads them.
+# pricing.edge moves the error body and BentoML's CORS in front of BentoML's own traffic timeout (504), so that
+# its answers and the 401/413/415 below leave in the one body and with CORS headers.
+edge.install(Pricing)
 Pricing.add_asgi_middleware(ErrorBodyMiddleware)
 Pricing.add_asgi_middleware(BodyLimitMiddleware, max_bytes=SETTINGS.max_body_bytes)
 Pricing.add_asgi_middleware(JSONBodyMiddleware, paths=frozenset(api.route for api in Pricing.apis.values()))

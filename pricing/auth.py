@@ -59,7 +59,8 @@ class APIKeyMiddleware:
         path = scope["path"]
         if scope["type"] != "http" or "/.." in path:  # "/ui/%2E%2E/products" arrives as "/ui/../products"
             return False
-        # CORS preflights carry no credentials by design; the CORS middleware answers them.
+        # CORS preflights carry no credentials by design; the CORS middleware, in front of this one (pricing.edge),
+        # answers them when CORS is configured.
         return scope["method"] == "OPTIONS" or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
     def _authorised(self, scope: Scope) -> bool:

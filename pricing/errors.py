@@ -5,7 +5,9 @@ compatibility route's ``num_price_bins``), or is null when the error is about th
 that is not JSON, an unknown route, no model able to answer). The status says what kind of error it is: 400
 invalid input, 401 missing API key, 404 unknown product or route, 405 wrong method, 413 body too large, 415 a
 form sent to a JSON route, 422 query parameters that are malformed, out of range or unknown (FastAPI routes, as
-the original system answered), 503 no model can answer (the reasons go to the server's log, not to the client).
+the original system answered), 503 no model can answer (the reasons go to the server's log, not to the client),
+504 no answer within BentoML's traffic timeout (``traffic.timeout``, 60 s), and 429 more requests in progress than
+``traffic.max_concurrency`` allows (only when an operator sets it).
 
 Errors reach a client by three paths, all ending in ``error_body``:
 
@@ -14,8 +16,9 @@ Errors reach a client by three paths, all ending in ``error_body``:
   render it;
 - FastAPI's own validation and HTTP errors go through the same handlers;
 - what neither sees, BentoML's validation of its POST APIs' bodies (``{"error": "1 validation error for
-  SweepInIODescriptor", "detail": [...]}``, rendered in ``_bentoml_impl/server/app.py``) and the router's own
-  404 and 405, is rewritten by ``ErrorBodyMiddleware`` on its way out.
+  SweepInIODescriptor", "detail": [...]}``, rendered in ``_bentoml_impl/server/app.py``), the router's own
+  404 and 405, a refused CORS preflight (400) and BentoML's traffic middlewares' 504 and 429, is rewritten by
+  ``ErrorBodyMiddleware`` on its way out (``pricing.edge`` places it in front of all of them).
 
 Light to import: the serving core's exceptions are imported where they are mapped, in the worker.
 """
@@ -50,6 +53,7 @@ _GENERIC = {
     413: "request body too large",
     415: "unsupported media type",
     422: "invalid parameters",
+    429: "too many requests",
     500: "internal error: the server log has the details",
     503: "service unavailable",
     504: "the request took too long",
@@ -206,10 +210,15 @@ def install_handlers(app: Any) -> None:
 class ErrorBodyMiddleware:
     """Rewrites every error response (status >= 400) whose body is not the one error body: BentoML's validation
     errors of its POST APIs (their pydantic locations become the field), its other error bodies, and the router's
-    plain-text 404 and 405. Responses below 400 and error bodies already in shape pass through untouched."""
+    plain-text 404 and 405. Responses below 400 and error bodies already in shape pass through untouched. An
+    exception that escapes before any answer started gets a 500 in the one body (and is raised on, for the log).
 
-    def __init__(self, app: ASGIApp) -> None:
+    ``messages``: the message for a status whose foreign body says too little, such as BentoML's traffic
+    timeout (504) and concurrency limit (429) (``pricing.edge`` places this middleware in front of them)."""
+
+    def __init__(self, app: ASGIApp, messages: Mapping[int, str] | None = None) -> None:
         self.app = app
+        self.messages = dict(messages or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -218,13 +227,15 @@ class ErrorBodyMiddleware:
         start: Message | None = None
         chunks: list[bytes] = []
         size = 0
+        answered = False  # something went out to the client
 
         async def rewrite(message: Message) -> None:
-            nonlocal start, size
+            nonlocal start, size, answered
             if message["type"] == "http.response.start" and message["status"] >= 400:
                 start = message
                 return
             if start is None or message["type"] != "http.response.body":
+                answered = True
                 await send(message)
                 return
             body = message.get("body", b"")
@@ -233,9 +244,20 @@ class ErrorBodyMiddleware:
                 chunks.append(body)
             if message.get("more_body", False):
                 return
-            await _send_error(send, start, _conforming(scope, start["status"], b"".join(chunks), size))
+            status, whole = start["status"], b"".join(chunks)
+            if status in self.messages and not _is_error_body(_parsed(whole, size), status):
+                conforming = error_body(status, self.messages[status])
+            else:
+                conforming = _conforming(scope, status, whole, size)
+            answered = True
+            await _send_error(send, start, conforming)
 
-        await self.app(scope, receive, rewrite)
+        try:
+            await self.app(scope, receive, rewrite)
+        except Exception:
+            if not answered:
+                await _send_error(send, {"status": 500, "headers": []}, error_body(500, _GENERIC[500]))
+            raise
 
 
 async def _send_error(send: Send, start: Message, body: bytes) -> None:
@@ -247,12 +269,7 @@ async def _send_error(send: Send, start: Message, body: bytes) -> None:
 
 def _conforming(scope: Scope, status: int, body: bytes, size: int) -> bytes:
     """``body`` if it is the one error body already, else the one error body saying what ``body`` said."""
-    parsed: Any = None
-    if size <= _FOREIGN_BODY_LIMIT:
-        try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            parsed = None
+    parsed = _parsed(body, size)
     if _is_error_body(parsed, status):
         return body
     if isinstance(parsed, dict) and isinstance(parsed.get("detail"), list):
@@ -265,6 +282,16 @@ def _conforming(scope: Scope, status: int, body: bytes, size: int) -> bytes:
     if status == 500:  # the server log has it; the client gets no internals
         return error_body(500, _GENERIC[500])
     return error_body(status, _message_of(parsed, body) if size <= _FOREIGN_BODY_LIMIT else "")
+
+
+def _parsed(body: bytes, size: int) -> Any:
+    """``body`` as JSON, or None when it is not JSON or too large to parse."""
+    if size > _FOREIGN_BODY_LIMIT:
+        return None
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _route_message(status: int, method: str, path: str) -> str:

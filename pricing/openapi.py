@@ -27,7 +27,9 @@ DESCRIPTION = (
     "Price optimisation: for a product, predicted demand and revenue over a grid of posted prices and the "
     "revenue-maximising price (POST /price_sweep), demand at given prices and dates (POST /predict), SageMaker's "
     "contract (GET /ping, POST /invocations) and the original system's route (GET /v1/predict-price/{stockcode}). "
-    'Every error answers {"error": {"status", "field", "message"}}, field naming the input as the client wrote it.'
+    'Every error answers {"error": {"status", "field", "message"}}, field naming the input as the client wrote it. '
+    "Any request still unanswered after the service's time limit (60 s unless its operator changes BentoML's "
+    "traffic.timeout) is cancelled with a 504."
 )
 OPEN_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
@@ -39,6 +41,8 @@ ERRORS = {
     415: "A form (multipart/form-data, application/x-www-form-urlencoded) instead of JSON",
     422: "A query parameter is malformed (e.g. not a number) or outside its declared range",
     503: "No model can answer (none loaded yet, or every model of the serving order failed)",
+    504: "No answer within the service's time limit (BentoML's traffic.timeout, 60 s; a body that stops "
+    "arriving counts too): the request was cancelled",
 }
 
 
@@ -65,17 +69,17 @@ _STATUS = {"type": "object", "required": ["status"], "properties": {"status": {"
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("post", "/price_sweep"): Operation(
         ok=_json(_ref(SweepOut)),
-        errors=(400, 404, 413, 415, 503),
+        errors=(400, 404, 413, 415, 503, 504),
         body={"required": True, "content": _json(_ref(SweepIn))},
     ),
     ("post", "/predict"): Operation(
         ok=_json(_ref(PredictOut)),
-        errors=(400, 413, 415, 503),
+        errors=(400, 413, 415, 503, 504),
         body={"required": True, "content": _json(_ref(PredictIn))},
     ),
     ("post", "/invocations"): Operation(
         ok=_json({"oneOf": [_ref(SweepOut), _ref(PredictOut)]}),
-        errors=(400, 404, 413, 503),
+        errors=(400, 404, 413, 503, 504),
         body={
             "description": 'A sweep request (as POST /price_sweep), rows as JSON {"rows": [...]} (as POST '
             "/predict), or the rows as CSV with a header line (UCI column names or snake_case; other columns are "
@@ -91,10 +95,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         },
     ),
     ("get", "/v1/predict-price/{stockcode}"): Operation(
-        ok=_json({"type": "array", "items": _ref(LegacyPoint)}), errors=(400, 404, 422, 503)
+        ok=_json({"type": "array", "items": _ref(LegacyPoint)}), errors=(400, 404, 422, 503, 504)
     ),
-    ("get", "/products"): Operation(errors=(422, 503)),
-    ("get", "/model"): Operation(),
+    ("get", "/products"): Operation(errors=(422, 503, 504)),
+    ("get", "/model"): Operation(errors=(504,)),
     ("get", "/ping"): Operation(
         ok=_json(_STATUS), extra={503: {"description": "No model is loaded", "content": _json(_ref(ErrorBody))}}
     ),

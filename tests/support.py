@@ -1,10 +1,15 @@
-"""Helpers shared by the tests: free ports, a hand-moved clock, Prometheus samples, a real `bentoml serve`."""
+"""Helpers shared by the tests: free ports, a hand-moved clock, Prometheus samples, a real `bentoml serve`, and raw
+HTTP requests (a declared body that never comes, a Content-Length no client library would send)."""
 
 from __future__ import annotations
 
+import http.client
+import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 from prometheus_client import REGISTRY
@@ -46,3 +51,28 @@ def scrape(url: str, name: str, **labels: str) -> float:
         if line.startswith(wanted + " "):
             return float(line.split()[-1])
     return 0.0
+
+
+@dataclass(frozen=True)
+class RawAnswer:
+    status: int
+    headers: dict[str, str]  # names in lower case
+    body: bytes
+
+
+def open_request(url: str, method: str, path: str, headers: Mapping[str, str], body: bytes = b"") -> socket.socket:
+    """Send a request's head as given (``headers`` verbatim, Content-Length included or not) and ``body``, which may
+    be shorter than the Content-Length it declares; return the open connection for ``read_answer``."""
+    parts = urlsplit(url)
+    connection = socket.create_connection((parts.hostname, parts.port), timeout=60)
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {parts.netloc}", *(f"{k}: {v}" for k, v in headers.items())]
+    connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+    return connection
+
+
+def read_answer(connection: socket.socket) -> RawAnswer:
+    """The answer to the request sent on ``connection`` (which is closed afterwards)."""
+    with connection:
+        response = http.client.HTTPResponse(connection)
+        response.begin()
+        return RawAnswer(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())

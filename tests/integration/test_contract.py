@@ -56,13 +56,13 @@ def test_the_document_has_no_json_schema_2020_forms(document) -> None:
     assert "IODescriptor" not in json.dumps(document), "no internal class names"
 
 
-EXPECTED = {
-    ("post", "/price_sweep"): {"200", "400", "404", "413", "415", "503"},
-    ("post", "/predict"): {"200", "400", "413", "415", "503"},
-    ("post", "/invocations"): {"200", "400", "404", "413", "503"},
-    ("get", "/v1/predict-price/{stockcode}"): {"200", "400", "404", "422", "503"},
-    ("get", "/products"): {"200", "422", "503"},
-    ("get", "/model"): {"200"},
+EXPECTED = {  # 504: BentoML's traffic timeout (test_serve_edge.py answers one)
+    ("post", "/price_sweep"): {"200", "400", "404", "413", "415", "503", "504"},
+    ("post", "/predict"): {"200", "400", "413", "415", "503", "504"},
+    ("post", "/invocations"): {"200", "400", "404", "413", "503", "504"},
+    ("get", "/v1/predict-price/{stockcode}"): {"200", "400", "404", "422", "503", "504"},
+    ("get", "/products"): {"200", "422", "503", "504"},
+    ("get", "/model"): {"200", "504"},
     ("get", "/ping"): {"200", "503"},
     ("get", "/readyz"): {"200", "503"},
 }
@@ -195,6 +195,15 @@ def test_every_status_answered_is_documented_for_its_route(client, document) -> 
         documented = document["paths"][path][method]["responses"]
         for response in responses:
             assert str(response.status_code) in documented, (path, response.status_code)
+
+
+def test_the_error_body_sits_in_front_of_bentomls_traffic_middlewares(client) -> None:
+    """BentoML answers its traffic timeout (504) outside the service's middlewares; pricing.edge moves the error
+    body in front of it, behind the access log and metrics (which still see every status)."""
+    names = [m.cls.__name__ for m in client.app.user_middleware]
+    body = names.index("ErrorBodyMiddleware")
+    assert names[body + 1] == "TimeoutMiddleware", names
+    assert names.index("AccessLogMiddleware") < body and names.index("BodyLimitMiddleware") > body, names
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Security on a real `bentoml serve`: a tampered primary is refused and the next model answers, the API key
-guards every route but health, metrics, docs and the page's files, CORS answers configured origins only, and
-neither the key nor a wrong one reaches the log.
+guards every route but health, metrics, docs and the page's files, CORS answers configured origins only (its
+refusals too: 401, 413, 415, 404 carry the same CORS headers as an answer), and neither the key nor a wrong one
+reaches the log.
 
 The server runs on a copy of the smoke run's model store whose primary has a pickle swapped in: loading it
 would create a file, so its absence proves the check ran before anything was unpickled.
@@ -8,6 +9,7 @@ would create a file, so its absence proves the check ran before anything was unp
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
@@ -19,7 +21,7 @@ import httpx
 import pytest
 
 from pricing.registry import PIPELINE_FILE, serving_order
-from tests.support import bentoml_serve, scrape
+from tests.support import bentoml_serve, open_request, read_answer, scrape
 
 KEY = "key-canary-7f3e9b1c5a"
 WRONG_KEY = "wrong-canary-0d2c4e6a8b"
@@ -131,6 +133,39 @@ def test_cors_preflight_answers_the_configured_origin_only(served) -> None:
     refused = preflight("https://elsewhere.example")
     assert "access-control-allow-origin" not in refused.headers
     assert "access-control-allow-credentials" not in refused.headers
+    assert refused.status_code == 400 and refused.json()["error"]["message"] == "Disallowed CORS origin"
+
+
+def cors_headers(headers) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items() if k.lower().startswith("access-control-") or k.lower() == "vary"}
+
+
+SWEEP = b'{"stockcode": "85123A", "bins": 10}'
+JSON_BODY = {"Content-Type": "application/json", "Content-Length": str(len(SWEEP))}
+REFUSALS = [  # answered by the service's middlewares (401, 413, 415) or the router (404), each with its body
+    (401, "POST", "/price_sweep", JSON_BODY, SWEEP),
+    (413, "POST", "/price_sweep", {"Content-Type": "application/json", "Content-Length": str(10**9)}, b""),
+    (415, "POST", "/price_sweep", {"Content-Type": "application/x-www-form-urlencoded", "Content-Length": "16",
+                                   "X-API-Key": KEY}, b"stockcode=85123A"),
+    (404, "GET", "/no/such/route", {"X-API-Key": KEY}, b""),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("status", "method", "path", "headers", "body"), REFUSALS, ids=[str(r[0]) for r in REFUSALS])
+def test_refusals_carry_cors_headers_for_an_allowed_origin_only(served, status, method, path, headers, body) -> None:
+    answered = httpx.get(f"{served.url}/model", headers={"x-api-key": KEY, "origin": ORIGIN}, timeout=30)
+    assert answered.status_code == 200 and answered.headers["access-control-allow-origin"] == ORIGIN
+    allowed = read_answer(open_request(served.url, method, path, {"Origin": ORIGIN, **headers}, body))
+    assert allowed.status == status, allowed
+    error = json.loads(allowed.body)["error"]
+    assert error["status"] == status and error["message"]
+    # Exactly the headers BentoML's CORS gives an answer: the origin, Vary: Origin, never credentials.
+    assert cors_headers(allowed.headers) == cors_headers(answered.headers)
+    assert "access-control-allow-credentials" not in allowed.headers
+    elsewhere = read_answer(open_request(served.url, method, path, {"Origin": "https://elsewhere.example", **headers},
+                                         body))  # fmt: skip
+    assert elsewhere.status == status
+    assert not [name for name in elsewhere.headers if name.startswith("access-control-")], elsewhere.headers
 
 
 def test_no_key_reaches_the_log(served) -> None:

@@ -8,7 +8,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 from pricing.errors import ErrorBodyMiddleware, field_name
@@ -30,15 +30,30 @@ async def foreign_errors(request: Request) -> JSONResponse | PlainTextResponse:
         return JSONResponse([{"error": "unknown stockcode 'X'"}], 404)
     if kind == "crash":
         return JSONResponse({"error": "An unexpected error has occurred, please check the server log."}, 500)
+    if kind == "timeout":  # BentoML's traffic timeout (bentoml/_internal/server/http/traffic.py)
+        return JSONResponse({"error": "Not able to process the request in 60 seconds"}, 504)
+    if kind == "raise":
+        raise RuntimeError("a bug")
     return PlainTextResponse("Disallowed CORS origin", 400)
+
+
+async def breaks_mid_answer(scope, receive, send) -> None:
+    """Starts an error answer, then fails before its body."""
+    await send({"type": "http.response.start", "status": 502, "headers": []})
+    raise RuntimeError("a bug after the start")
 
 
 @pytest.fixture
 def client() -> Iterator[TestClient]:
-    app = Starlette(routes=[Route("/echo", echo, methods=["POST"]), Route("/foreign", foreign_errors)])
+    routes = [
+        Route("/echo", echo, methods=["POST"]),
+        Route("/foreign", foreign_errors),
+        Mount("/broken", breaks_mid_answer),
+    ]
+    app = Starlette(routes=routes)
     app.add_middleware(BodyLimitMiddleware, max_bytes=LIMIT)
-    app.add_middleware(ErrorBodyMiddleware)  # added last: outermost
-    with TestClient(app) as test_client:
+    app.add_middleware(ErrorBodyMiddleware, messages={504: "no answer within 60 s"})  # added last: outermost
+    with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
 
 
@@ -57,6 +72,8 @@ def test_field_names_are_written_as_a_client_writes_them(loc, name) -> None:
         ("bentoml-list", 404, None, "unknown stockcode 'X'"),
         ("crash", 500, None, "internal error: the server log has the details"),
         ("plain", 400, None, "Disallowed CORS origin"),
+        ("timeout", 504, None, "no answer within 60 s"),  # a status given its own message
+        ("raise", 500, None, "internal error: the server log has the details"),  # no answer had started
     ],
 )
 def test_foreign_error_bodies_are_rewritten_into_the_one_body(client, kind, status, field, message) -> None:
@@ -64,6 +81,16 @@ def test_foreign_error_bodies_are_rewritten_into_the_one_body(client, kind, stat
     assert response.status_code == status
     assert response.json() == {"error": {"status": status, "field": field, "message": message}}
     assert int(response.headers["content-length"]) == len(response.content)
+
+
+def test_an_error_answer_cut_short_by_an_exception_becomes_a_500_in_the_one_body(client) -> None:
+    response = client.get("/broken")
+    assert response.status_code == 500
+    assert response.json()["error"] == {
+        "status": 500,
+        "field": None,
+        "message": "internal error: the server log has the details",
+    }
 
 
 def test_router_errors_name_the_route(client) -> None:
