@@ -15,7 +15,8 @@ jointly: a normal prior per segment whose mean depends on the list's price tier 
 lists of its tier), estimated with its covariance by EM from the lists with at least
 ``MIN_PRIOR_ORDERS`` orders per period, combined with each list's own information. A list whose price moved
 a lot keeps its own slope; one whose price barely moved is shrunk to what similar lists show; one whose price
-never moved gets exactly that pooled slope.
+never moved gets exactly that pooled slope. Cells in which no list reaches ``MIN_PRIOR_ORDERS`` cannot estimate
+the prior at all: ``fit`` refuses them (``TooLittleDataError``) rather than serve an invented response.
 
 The shape of the curve is pooled, not per list: ``log D(x) = log(1 + k b x) / k`` (``k = 0``: log-linear in
 price; ``k = 1``: linear demand). One year of one-sided price moves (promotions) cannot separate a list's
@@ -45,6 +46,10 @@ _NUISANCE_RIDGE = 1.0  # keeps the season and trend terms of a list with few per
 _PRICE_RIDGE = 1e-3
 RATIO_RANGE = (0.25, 3.0)  # posted / usual price beyond these counts as these (see price_terms)
 _CHOKE = 1e-6  # 1 + k b x is floored here: past the choke price, demand is nearly nothing
+
+
+class TooLittleDataError(ValueError):
+    """The cells cannot estimate the pooled price response: no list has enough orders per period."""
 
 
 @dataclass(frozen=True)
@@ -254,8 +259,11 @@ def pool(
     The prior (a linear map from covariates to a mean, and a covariance) is estimated by EM over the lists in
     ``estimates_prior``: posterior means and covariances in the E step; in the M step a least-squares fit of the
     posterior means on the covariates and the covariance of what it leaves. Information matrices may be
-    singular (a list whose price never moved has none): only precisions are used.
+    singular (a list whose price never moved has none): only precisions are used. ``estimates_prior`` must hold
+    at least one list (``ValueError`` otherwise: a prior of no lists is 0 / 0).
     """
+    if not np.any(estimates_prior):
+        raise ValueError("pool: no list to estimate the prior from (estimates_prior is all False)")
     score = np.einsum("gab,gb->ga", part.info, part.coef)
     n_terms = part.coef.shape[1]
     design = np.column_stack([np.ones(len(segment)), covariates])
@@ -303,6 +311,12 @@ class PriceResponse:
             curved.group, minlength=len(curved.lists)
         )
         well_measured = orders_per_period >= MIN_PRIOR_ORDERS
+        if not well_measured.any():
+            most, periods = orders_per_period.max(initial=0.0), cells["period"].nunique()
+            raise TooLittleDataError(
+                f"too few orders to estimate the pooled price response: no price list averages {MIN_PRIOR_ORDERS:g} "
+                f"orders a period over these {periods} periods (the most: {most:.1f})"
+            )
         covariates = _similarity(usual_price.reindex(curved.lists).to_numpy(), segment)
         shape_prior = _pooled_total(curved, cells, segment, well_measured, covariates, n_terms=2)
         linear = build_design(cells, usual_price, quadratic=False)

@@ -380,7 +380,8 @@ def check_enough_sales(clean: pd.DataFrame, report: CleaningReport) -> None:
 def check_enough_demand(demand: DemandData) -> None:
     """Raise DataError when the demand table is too small to train on: fewer than ``MIN_PERIODS`` periods, no
     wholesale list whose posted price ever changed (nothing to learn the price response from or judge it on), or
-    no list with enough orders in the training periods to estimate the pooled price response from."""
+    no list with enough orders to estimate the pooled price response from, in the training periods or over all
+    periods (``pricing.response`` would refuse the cells later)."""
     periods = demand.cells["period"].drop_duplicates().sort_values()
     unit = PERIOD_UNITS.get(demand.period, "period")
     name = f"{unit}s"
@@ -397,12 +398,16 @@ def check_enough_demand(demand: DemandData) -> None:
             f"too little price variation to train on: none of the {len(wholesale):,} wholesale price lists "
             f"changed its posted price over the {len(periods)} {name}, so there is no price response to learn"
         )
-    orders = split_by_time(demand.cells).train.groupby(KEYS)["orders"].mean()
-    if not (orders >= MIN_PRIOR_ORDERS).any():
-        raise DataError(
-            f"too few orders to train on: no price list averages {MIN_PRIOR_ORDERS:g} orders a {unit} in the "
-            f"training {name} (the most: {orders.max():.1f}), and the pooled price response is estimated from those"
-        )
+    # Both feature pipelines estimate the pooled response: the evaluation one from the training periods, the
+    # serving one from all of them, where a list busy early on can average fewer orders.
+    for cells, where in ((split_by_time(demand.cells).train, f"in the training {name}"),
+                         (demand.cells, f"over all {len(periods)} {name}")):  # fmt: skip
+        orders = cells.groupby(KEYS)["orders"].mean()
+        if not (orders >= MIN_PRIOR_ORDERS).any():
+            raise DataError(
+                f"too few orders to train on: no price list averages {MIN_PRIOR_ORDERS:g} orders a {unit} {where} "
+                f"(the most: {orders.max():.1f}), and the pooled price response is estimated from those"
+            )
 
 
 def hash_frame(frame: pd.DataFrame) -> str:

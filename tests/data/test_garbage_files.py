@@ -229,6 +229,18 @@ def test_semicolon_separated_export_loads(tmp_path) -> None:
 # Files that load but cannot be trained on: refused before anything is written
 
 
+def quiet_after(text: str, weeks: int) -> str:
+    """``text`` (from ``csv_text``) keeping only the Monday sales after its first ``weeks`` weeks."""
+    header, *lines = text.splitlines()
+    start = pd.Timestamp(lines[0].split(",")[-4]).normalize()
+
+    def kept(line: str) -> bool:
+        day = (pd.Timestamp(line.split(",")[-4]) - start).days
+        return day < 7 * weeks or day % 7 == 0
+
+    return "\n".join([header, *filter(kept, lines)]) + "\n"
+
+
 def train_config(tmp_path: Path, data: Path) -> TrainConfig:
     return TrainConfig(
         budget=BUDGETS["smoke"],
@@ -264,8 +276,20 @@ def train_config(tmp_path: Path, data: Path) -> TrainConfig:
             csv_text(days=(0, 3)),
             "too few orders to train on: no price list averages 3 orders a week in the training weeks (the most: 2.0)",
         ),
+        # Busy enough in the six training weeks, not over all ten: the serving fit could not pool (it gave NaN).
+        (
+            quiet_after(csv_text(), weeks=6),
+            "too few orders to train on: no price list averages 3 orders a week over all 10 weeks (the most: 2.2)",
+        ),
     ],
-    ids=["all_cleaned_away", "no_customer_ids", "too_few_weeks", "no_price_change", "too_few_orders"],
+    ids=[
+        "all_cleaned_away",
+        "no_customer_ids",
+        "too_few_weeks",
+        "no_price_change",
+        "too_few_orders",
+        "too_few_orders_over_all_weeks",
+    ],
 )
 def test_data_too_small_to_train_on_is_refused_before_anything_is_written(tmp_path, text, message) -> None:
     stored = {str(m.tag) for m in bentoml.models.list()}

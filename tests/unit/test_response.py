@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pricing.response import PriceResponse, log_response
+from pricing.response import MIN_PRIOR_ORDERS, PartFit, PriceResponse, TooLittleDataError, log_response, pool
 
 WEEKS = pd.date_range("2010-12-06", periods=52, freq="W-MON")
 
@@ -113,3 +113,30 @@ def test_a_list_whose_price_never_moved_is_shrunk_towards_lists_of_its_price_tie
     lists = PriceResponse().fit(cells, usual_price).lists_.xs("wholesale", level=1)
     assert lists.loc["DEAR", "slope"] < -1.2 < -0.9 < lists.loc["CHEAP", "slope"]
     assert not lists.loc[["CHEAP", "DEAR"], "identifiable"].any()
+
+
+def test_cells_too_thin_to_estimate_the_pool_are_refused_not_fitted_to_nan() -> None:
+    # No list averages MIN_PRIOR_ORDERS orders a period, so no list can estimate the prior. A train.py run on
+    # 5,000 synthetic lines (seed 21) met this in its serving fit and gave every list a NaN slope.
+    rng = np.random.default_rng(3)
+    slopes = {f"P{i}": -1.0 for i in range(5)}
+    cells, usual = simulate(slopes, {c: np.where(rng.random(len(WEEKS)) < 0.4, 1.6, 2.0) for c in slopes})
+    thin = cells.assign(orders=np.minimum(cells["orders"], int(MIN_PRIOR_ORDERS) - 1))
+    with pytest.raises(TooLittleDataError, match=r"3 orders a period over these 52 periods \(the most: 2\.0\)"):
+        PriceResponse().fit(thin, usual)
+
+    # One list busy enough is enough for a finite (if weak) pool.
+    thin.loc[thin["StockCode"] == "P0", "orders"] = int(MIN_PRIOR_ORDERS)
+    response = PriceResponse().fit(thin, usual)
+    assert np.isfinite(response.lists_.drop(columns="identifiable").to_numpy()).all()
+    assert all(np.isfinite(v).all() for v in response.prior_.values())
+
+
+def test_pool_refuses_to_estimate_a_prior_from_no_list() -> None:
+    part = PartFit(coef=np.array([[-1.0], [-0.5], [0.0]]), info=np.array([[[4.0]], [[2.0]], [[0.0]]]))
+    segment, covariates = np.array(["wholesale"] * 3), np.zeros((3, 1))
+    with pytest.raises(ValueError, match="no list to estimate the prior from"):
+        pool(part, segment, np.zeros(3, dtype=bool), covariates)
+    pooled = pool(part, segment, np.array([True, True, False]), covariates)
+    assert np.isfinite(pooled.mean).all() and np.isfinite(pooled.cov).all()
+    assert pooled.mean[2, 0] == pytest.approx(pooled.list_prior_mean[2, 0])  # no information: the prior
