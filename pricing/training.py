@@ -75,6 +75,7 @@ from pricing.report import (
 from pricing.response import MIN_PRIOR_ORDERS
 from pricing.sweep import ContextStore, Sweeper, SweepRequest, SweepResult
 from pricing.synthetic import generate_transactions
+from pricing.truth import read_ground_truth
 from pricing.tuning import TuningData, TuningResult, final_params, refit_params, tune
 
 log = logging.getLogger(__name__)
@@ -341,12 +342,12 @@ def _public(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_dataset(config: TrainConfig) -> Dataset:
-    """Read ``config.data_path`` (with a ground_truth.csv beside it, if any) or generate synthetic data."""
+    """Read ``config.data_path`` (with a ground_truth.csv beside it, if any, checked by ``pricing.truth``) or
+    generate synthetic data."""
     if config.data_path is not None:
         raw = read_transactions(config.data_path, date_format=config.date_format)
         truth_path = config.data_path.parent / TRUTH_FILE
-        truth = pd.read_csv(truth_path, dtype={"StockCode": str}) if truth_path.exists() else None
-        source = str(config.data_path)
+        truth, source = None, str(config.data_path)
     else:
         n, k = config.n_synthetic_lines, config.n_synthetic_products
         log.info(
@@ -358,9 +359,13 @@ def load_dataset(config: TrainConfig) -> Dataset:
         synthetic.transactions.to_parquet(out / "transactions.parquet", index=False)
         synthetic.truth.to_csv(out / TRUTH_FILE, index=False)
         raw, truth, source = synthetic.transactions, synthetic.truth, f"synthetic (seed {config.seed}) in {out}"
+        truth_path = None
     clean, report = clean_transactions(raw)
     log.info("%s", report.format())
     check_enough_sales(clean, report)
+    if truth_path is not None and truth_path.exists():
+        truth = read_ground_truth(truth_path, clean["StockCode"].unique())
+        log.info("ground truth: %s (%s products)", truth_path, f"{len(truth):,}")
     return Dataset(clean=clean, source=source, cleaning=report.to_dict(), truth=truth)
 
 

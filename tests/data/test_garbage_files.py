@@ -327,10 +327,24 @@ def ambiguous_dates(tmp_path: Path) -> Path:
     return write(tmp_path / "t.csv", text)
 
 
+def damaged_truth(tmp_path: Path) -> Path:
+    """Good transactions beside a ground_truth.csv cut short inside a quoted field."""
+    write(tmp_path / "ground_truth.csv", 'StockCode,Description,optimal_price\n85120A,"MUG, RED,3.1\n')
+    return write(tmp_path / "t.csv", csv_text())
+
+
+def partial_truth(tmp_path: Path) -> Path:
+    """Good transactions beside a ground_truth.csv that lacks two of their three products."""
+    write(tmp_path / "ground_truth.csv", "StockCode,optimal_price\n85120A,3.1\n")
+    return write(tmp_path / "t.csv", csv_text())
+
+
 @pytest.mark.parametrize(
     ("make", "options", "message"),
     [
         (cut_xz, [], "cannot be decompressed"),
+        (damaged_truth, [], "ground_truth.csv: not a readable CSV file (Error tokenizing data."),
+        (partial_truth, [], "ground_truth.csv: no row for 2 of the data's products, e.g. ['85121A', '85122A']"),
         (ambiguous_dates, [], "--date-format '%d/%m/%Y %H:%M' (day first) or '%m/%d/%Y %H:%M' (month first)"),
         # The option reaches the loader: the dates are read, and the six weeks they fall in are too few.
         (
@@ -339,7 +353,7 @@ def ambiguous_dates(tmp_path: Path) -> Path:
             "too few weeks to train on: the sales fall in 6 weeks (2011-01-03 to 2011-03-07)",
         ),
     ],
-    ids=["cut_xz", "ambiguous_dates", "ambiguous_dates_with_date_format"],
+    ids=["cut_xz", "damaged_truth", "partial_truth", "ambiguous_dates", "ambiguous_dates_with_date_format"],
 )
 def test_train_py_exits_2_with_one_line_and_writes_nothing(tmp_path, make, options, message) -> None:
     proc = run_train(tmp_path, "--data", str(make(tmp_path)), *options)
