@@ -6,6 +6,7 @@ proxy's own work: routing, the request it builds, CORS, the legacy route's resha
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import io
 import json
@@ -13,10 +14,12 @@ import uuid
 
 import boto3
 import httpx
+import orjson
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
+from pricing import errors
 from pricing.cloud import sagemaker
 from pricing.cloud.aws import Changes
 from tests.lambda_events import http_api_event, rest_api_event
@@ -105,23 +108,91 @@ def test_ping_reports_the_endpoint_status(proxy, kind) -> None:
     assert (answer["statusCode"], json.loads(answer["body"])) == (200, {"status": "InService"})
 
 
+def assert_error(answer: dict, status: int, field: str | None, words: str) -> None:
+    """``answer`` has ``status`` and the service's one error body, about ``field``, its message holding ``words``."""
+    assert answer["statusCode"] == status, answer
+    assert answer["headers"]["Content-Type"] == "application/json"
+    body = json.loads(answer["body"])
+    assert set(body) == {"error"} and set(body["error"]) == {"status", "field", "message"}, body
+    assert (body["error"]["status"], body["error"]["field"]) == (status, field), body
+    assert words in body["error"]["message"], body
+
+
 @pytest.mark.parametrize("kind", list(EVENTS))
-def test_bad_requests_and_unknown_routes(proxy, kind) -> None:
+def test_bad_requests_and_unknown_routes_get_the_service_error_body(proxy, kind) -> None:
     bad = proxy.handler(EVENTS[kind]("POST", "/price_sweep", body=b"{not json"), None)
-    assert bad["statusCode"] == 400 and "not valid JSON" in json.loads(bad["body"])["detail"]
+    assert_error(bad, 400, None, "the body is not valid JSON")
     bins = proxy.handler(EVENTS[kind]("GET", "/v1/predict-price/X", query={"num_price_bins": "many"}), None)
-    assert bins["statusCode"] == 400 and "num_price_bins" in bins["body"]
-    assert proxy.handler(EVENTS[kind]("DELETE", "/price_sweep"), None)["statusCode"] == 404
+    assert_error(bins, 422, "num_price_bins", "num_price_bins: not an integer: 'many'")
+    price = proxy.handler(EVENTS[kind]("GET", "/v1/predict-price/X", query={"unitprice_min": "cheap"}), None)
+    assert_error(price, 422, "unitprice_min", "unitprice_min: not a number: 'cheap'")
+    assert_error(proxy.handler(EVENTS[kind]("DELETE", "/price_sweep"), None), 404, None, "no route DELETE /price_sweep")
 
 
-def test_the_container_error_status_comes_back(proxy) -> None:
+def test_the_proxy_builds_the_same_error_body_as_the_service(proxy) -> None:
+    # The Lambda bundle is infra/proxy alone (infra/stacks.py: Code.from_asset), so the handler cannot import the
+    # pricing package: its error_body is a copy of pricing.errors.error_body, kept identical here.
+    tree = ast.parse((ROOT / "infra" / "proxy" / "handler.py").read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert not {name for name in imported if name.split(".")[0] == "pricing"}
+    cases = [(status, "", None) for status in (400, 401, 404, 405, 413, 415, 422, 500, 502, 503, 504)]
+    cases += [(400, "bins: too\n many   bins", "bins"), (404, "unknown stockcode 'X' " * 60, "stockcode"),
+              (502, "SageMaker: ThrottlingException: Rate exceeded", None)]  # fmt: skip
+    for status, message, field in cases:
+        assert proxy.error_body(status, message, field) == orjson.loads(errors.error_body(status, message, field))
+
+
+def test_a_container_error_comes_back_with_its_status_and_body(proxy) -> None:
+    body = errors.error_body(404, "unknown stockcode 'NOPE'", "stockcode").decode()
+    answer = _container_says(proxy, 404, body, http_api_event("POST", "/price_sweep", body=b'{"stockcode": "NOPE"}'))
+    assert_error(answer, 404, "stockcode", "unknown stockcode 'NOPE'")
+    assert json.loads(answer["body"]) == json.loads(body)
+
+
+def test_a_container_error_on_the_legacy_route_names_the_routes_own_parameters(proxy) -> None:
+    body = errors.error_body(400, "bins: Input should be less than or equal to 1000", "bins").decode()
+    event = rest_api_event("GET", "/v1/predict-price/85123A", query={"num_price_bins": "5000"})
+    answer = _container_says(proxy, 400, body, event)
+    assert_error(answer, 400, "num_price_bins", "num_price_bins: Input should be less than or equal to 1000")
+
+
+@pytest.mark.parametrize(
+    ("original", "words"),
+    [
+        ('{"detail": "unknown product NOPE"}', "unknown product NOPE"),  # FastAPI's shape
+        ("Bad Gateway", "Bad Gateway"),  # plain text from something in between
+        ("", "Received client error (404)"),  # no body: SageMaker's words
+    ],
+)
+def test_an_error_answer_in_another_shape_is_put_in_the_error_body(proxy, original, words) -> None:
+    answer = _container_says(proxy, 404, original, http_api_event("POST", "/price_sweep", body=b"{}"))
+    assert_error(answer, 404, None, words)
+
+
+def test_sagemaker_refusing_the_call_is_a_502_in_the_error_body(proxy) -> None:
+    runtime = boto3.client("sagemaker-runtime", region_name="us-east-1")
+    proxy._runtime, proxy._sagemaker = runtime, None
+    with Stubber(runtime) as stubber:
+        stubber.add_client_error("invoke_endpoint", "ThrottlingException", "Rate exceeded", 400)
+        answer = proxy.handler(http_api_event("POST", "/invocations", body=b"{}"), None)
+    assert_error(answer, 502, None, "SageMaker: ThrottlingException: Rate exceeded")
+
+
+def test_ping_of_an_endpoint_not_in_service_is_a_503_in_the_error_body(proxy, monkeypatch) -> None:
+    monkeypatch.setenv("ENDPOINT_NAME", f"missing-{uuid.uuid4().hex[:8]}")
+    answer = proxy.handler(rest_api_event("GET", "/ping"), None)
+    assert_error(answer, 503, None, "the SageMaker endpoint is not in service")
+
+
+def _container_says(proxy, status: int, original: str, event: dict) -> dict:
+    """The handler's answer to ``event`` when the container answers ``status`` with ``original`` (SageMaker's
+    ModelError, which carries the container's status and body)."""
     runtime = boto3.client("sagemaker-runtime", region_name="us-east-1")
     proxy._runtime, proxy._sagemaker = runtime, None
     with Stubber(runtime) as stubber:
         stubber.add_client_error(
-            "invoke_endpoint", "ModelError", "Received client error (404)", 424,
-            modeled_fields={"OriginalStatusCode": 404, "OriginalMessage": '{"detail": "unknown product NOPE"}'},
+            "invoke_endpoint", "ModelError", f"Received client error ({status})", 424,
+            modeled_fields={"OriginalStatusCode": status, "OriginalMessage": original},
         )  # fmt: skip
-        answer = proxy.handler(http_api_event("POST", "/price_sweep", body=b'{"stockcode": "NOPE"}'), None)
-    assert answer["statusCode"] == 404
-    assert json.loads(answer["body"]) == {"detail": "unknown product NOPE"}
+        return proxy.handler(event, None)
