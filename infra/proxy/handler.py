@@ -9,13 +9,13 @@ else. Routes:
     GET  /ping                               the endpoint's status (200 InService, else 503)
 
 Errors have the service's one body, ``{"error": {"status": int, "field": str | null, "message": str}}``
-(pricing/errors.py): the proxy's own (400 a body that is not JSON, 404 no such route, 422 a legacy query
-parameter that is not a number, 502 SageMaker refused the call, 503 the endpoint is not InService) and the
-container's (400, 404, 503 ...), which come back with their status and body; on the legacy route their field
-takes the route's own names (``num_price_bins`` for ``bins``), as the service's compatibility route does. The
-Lambda bundle is this folder alone (infra/stacks.py), so ``error_body`` is a copy of the service's, which a test
-keeps identical. CORS headers are added for the origins in ``CORS_ORIGINS`` (comma-separated); API Gateway
-answers the preflight.
+(pricing/errors.py). The proxy's own: 400 a body that is not JSON, 404 no such route, 422 a legacy query
+parameter that is not a number, 502 SageMaker refused the call or answered something other than a sweep, 503
+the endpoint is not InService. The container's (400, 404, 503 ...) come back with their status and body; on the
+legacy route their field takes the route's own names (``num_price_bins`` for ``bins``), as the service's
+compatibility route does. The Lambda bundle is this folder alone (infra/stacks.py), so ``error_body`` is a copy
+of the service's, which a test keeps identical. CORS headers are added for the origins in ``CORS_ORIGINS``
+(comma-separated); API Gateway answers the preflight.
 """
 
 from __future__ import annotations
@@ -161,13 +161,16 @@ def _legacy(stockcode: str, query: dict[str, str], origin: str | None) -> dict[s
     answer = _invoke(json.dumps(request).encode(), origin, LEGACY_NAMES)
     if answer["statusCode"] != 200:
         return answer
-    body = json.loads(answer["body"])
-    optimal = body["optimal"]
-    rows = [
-        {"stockcode": body["stockcode"], **point, "optimal_unit_price": optimal["unit_price"],
-         "max_predicted_sales": optimal["predicted_sales"]}
-        for point in body["curve"]
-    ]  # fmt: skip
+    try:
+        body = json.loads(answer["body"])
+        optimal = body["optimal"]
+        rows = [
+            {"stockcode": body["stockcode"], **point, "optimal_unit_price": optimal["unit_price"],
+             "max_predicted_sales": optimal["predicted_sales"]}
+            for point in body["curve"]
+        ]  # fmt: skip
+    except (ValueError, KeyError, TypeError):
+        return _error(502, "the endpoint answered with something other than a price sweep", origin)
     return _answer(200, rows, origin)
 
 

@@ -179,6 +179,16 @@ def test_sagemaker_refusing_the_call_is_a_502_in_the_error_body(proxy) -> None:
     assert_error(answer, 502, None, "SageMaker: ThrottlingException: Rate exceeded")
 
 
+def test_a_legacy_answer_that_is_not_a_sweep_is_a_502_in_the_error_body(proxy) -> None:
+    runtime = boto3.client("sagemaker-runtime", region_name="us-east-1")
+    proxy._runtime, proxy._sagemaker = runtime, None
+    body = b'{"predictions": [1.0]}'
+    with Stubber(runtime) as stubber:
+        stubber.add_response("invoke_endpoint", {"Body": StreamingBody(io.BytesIO(body), len(body))})
+        answer = proxy.handler(rest_api_event("GET", "/v1/predict-price/85123A"), None)
+    assert_error(answer, 502, None, "the endpoint answered with something other than a price sweep")
+
+
 def test_ping_of_an_endpoint_not_in_service_is_a_503_in_the_error_body(proxy, monkeypatch) -> None:
     monkeypatch.setenv("ENDPOINT_NAME", f"missing-{uuid.uuid4().hex[:8]}")
     answer = proxy.handler(rest_api_event("GET", "/ping"), None)
