@@ -42,6 +42,7 @@ _GENERIC = {
     413: "request body too large",
     415: "unsupported media type",
     422: "invalid parameters",
+    429: "too many requests",
     500: "internal error: the server log has the details",
     503: "service unavailable",
     504: "the request took too long",
